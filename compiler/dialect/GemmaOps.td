@@ -1,0 +1,175 @@
+//===- GemmaOps.td - ops of the gemma dialect -----------------*- tablegen -*-===//
+//
+// Each op here has an OpCode of the same name in runtime/schema/module.fbs
+// (checked by test/unit/op_set_test.cc). Semantics: docs/ops.md.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef GEMMAC_DIALECT_GEMMA_OPS_TD
+#define GEMMAC_DIALECT_GEMMA_OPS_TD
+
+include "GemmaDialect.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/IR/BuiltinAttributes.td"
+
+// Activations are f32; weights f32, bf16 or f16.
+def Gemma_Activation : RankedTensorOf<[F32]>;
+def Gemma_WeightTensor : RankedTensorOf<[F32, BF16, F16]>;
+def Gemma_TokenTensor : 1DTensorOf<[I32]>;
+
+// The KV cache is state outside the tensors; attention reads and writes it.
+def Gemma_KVCacheResource
+    : Resource<"::gemmac::gemma::KVCacheResource">;
+
+def Gemma_WeightOp : Gemma_Op<"weight", [Pure]> {
+  let summary = "a weight tensor stored in a checkpoint file";
+  let description = [{
+    Refers to `name`'s bytes in `file` at byte `offset`, stored as
+    `source_dtype` ("F32", "BF16" or "F16") with the result's shape. The result
+    element type is the dtype the module will store it in; the bytecode
+    emitter converts when the two differ. The bytes are never copied into the
+    IR.
+
+    ```mlir
+    %w = gemma.weight "model.layers.0.mlp.up_proj.weight"
+           {file = "/ckpt/model.safetensors", offset = 1024 : i64,
+            source_dtype = "BF16"} : tensor<256x64xbf16>
+    ```
+  }];
+  let arguments = (ins StrAttr:$name, StrAttr:$file,
+                       I64Attr:$offset, StrAttr:$source_dtype);
+  let results = (outs Gemma_WeightTensor:$result);
+  let assemblyFormat = "$name attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def Gemma_EmbedOp : Gemma_Op<"embed", [Pure]> {
+  let summary = "token embedding lookup, scaled";
+  let description = [{
+    `out[t] = f32(table[tokens[t]]) * scale`. Gemma's `scale` is sqrt(hidden)
+    rounded to the table's dtype.
+  }];
+  let arguments = (ins Gemma_TokenTensor:$tokens, Gemma_WeightTensor:$table,
+                       F32Attr:$scale);
+  let results = (outs Gemma_Activation:$result);
+  let assemblyFormat = [{
+    $tokens `,` $table attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Gemma_RmsNormOp : Gemma_Op<"rms_norm", [Pure]> {
+  let summary = "RMSNorm with Gemma's (offset + w) weight";
+  let description = [{
+    Normalizes each group of dim(w) consecutive elements of the last dimension:
+    `x * rsqrt(mean(x^2) + eps) * (offset + w)`. A group size equal to
+    head_dim is Gemma 3's per-head QK-norm.
+  }];
+  let arguments = (ins Gemma_Activation:$input, RankedTensorOf<[F32]>:$weight,
+                       DefaultValuedAttr<F32Attr, "1.0e-6">:$eps,
+                       DefaultValuedAttr<F32Attr, "1.0">:$offset);
+  let results = (outs Gemma_Activation:$result);
+  let assemblyFormat = [{
+    $input `,` $weight attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Gemma_LinearOp : Gemma_Op<"linear", [Pure]> {
+  let summary = "weight-only linear layer, y = x w^T";
+  let arguments = (ins Gemma_Activation:$input, Gemma_WeightTensor:$weight);
+  let results = (outs Gemma_Activation:$result);
+  let assemblyFormat = [{
+    $input `,` $weight attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Gemma_RopeOp : Gemma_Op<"rope", [Pure, SameOperandsAndResultType]> {
+  let summary = "rotary position embedding, split-half pairing";
+  let description = [{
+    Rotates each head of `head_dim` elements by its token's absolute position
+    (the call's first position plus the row index) divided by `rope_scale`.
+  }];
+  let arguments = (ins Gemma_Activation:$input, I64Attr:$head_dim,
+                       F32Attr:$theta,
+                       DefaultValuedAttr<F32Attr, "1.0">:$rope_scale);
+  let results = (outs Gemma_Activation:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def Gemma_AttentionOp : Gemma_Op<"attention", [
+    MemoryEffects<[MemRead<Gemma_KVCacheResource>,
+                   MemWrite<Gemma_KVCacheResource>]>]> {
+  let summary = "causal attention over the layer's KV cache";
+  let description = [{
+    Appends `key` and `value` to KV cache slot `layer`, then attends each query
+    row to the cached keys it may see: causal, and within `window` positions
+    when `window` > 0. Grouped-query: `num_heads` query heads share
+    `num_kv_heads` KV heads. Scores are scaled by `scale` and soft-capped when
+    `softcap` > 0.
+  }];
+  let arguments = (ins Gemma_Activation:$query, Gemma_Activation:$key,
+                       Gemma_Activation:$value, I64Attr:$layer,
+                       I64Attr:$num_heads, I64Attr:$num_kv_heads,
+                       I64Attr:$head_dim, F32Attr:$scale,
+                       DefaultValuedAttr<I64Attr, "0">:$window,
+                       DefaultValuedAttr<F32Attr, "0.0">:$softcap);
+  let results = (outs Gemma_Activation:$result);
+  let assemblyFormat = [{
+    $query `,` $key `,` $value attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+class Gemma_UnaryOp<string mnemonic, list<Trait> traits = []>
+    : Gemma_Op<mnemonic, !listconcat(traits, [Pure, SameOperandsAndResultType])> {
+  let results = (outs Gemma_Activation:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+}
+
+def Gemma_GeluTanhOp : Gemma_UnaryOp<"gelu_tanh"> {
+  let summary = "GELU, tanh approximation";
+  let arguments = (ins Gemma_Activation:$input);
+}
+
+def Gemma_SoftcapOp : Gemma_UnaryOp<"softcap"> {
+  let summary = "soft-cap: softcap * tanh(x / softcap)";
+  let arguments = (ins Gemma_Activation:$input, F32Attr:$softcap);
+  let hasVerifier = 1;
+}
+
+def Gemma_ScaleOp : Gemma_UnaryOp<"scale"> {
+  let summary = "multiply by a constant";
+  let arguments = (ins Gemma_Activation:$input, F32Attr:$scale);
+}
+
+class Gemma_BinaryOp<string mnemonic>
+    : Gemma_Op<mnemonic, [Pure, SameOperandsAndResultType]> {
+  let arguments = (ins Gemma_Activation:$lhs, Gemma_Activation:$rhs);
+  let results = (outs Gemma_Activation:$result);
+  let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($result)";
+}
+
+def Gemma_MulOp : Gemma_BinaryOp<"mul"> {
+  let summary = "elementwise product";
+}
+
+def Gemma_AddOp : Gemma_BinaryOp<"add"> {
+  let summary = "elementwise sum";
+}
+
+def Gemma_LmHeadOp : Gemma_Op<"lm_head", [Pure]> {
+  let summary = "tied output head: logits for the first `rows` table rows";
+  let arguments = (ins Gemma_Activation:$input, Gemma_WeightTensor:$table,
+                       I64Attr:$rows);
+  let results = (outs Gemma_Activation:$result);
+  let assemblyFormat = [{
+    $input `,` $table attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+#endif // GEMMAC_DIALECT_GEMMA_OPS_TD

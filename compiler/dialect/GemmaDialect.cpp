@@ -1,4 +1,4 @@
-//===- GemmaDialect.cpp - the gemma dialect --------------------------------===//
+//===- GemmaDialect.cpp - the gemma dialect--------------------------------===//
 
 #include "dialect/GemmaDialect.h"
 #include "dialect/GemmaOps.h"

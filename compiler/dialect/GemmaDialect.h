@@ -1,4 +1,4 @@
-//===- GemmaDialect.h - the gemma dialect ------------------------*- C++ -*-===//
+//===- GemmaDialect.h - the gemma dialect ------------------------*- C++-*-===//
 //
 // The gemma dialect: model-level ops of the Gemma family (docs/ops.md). Tools
 // that parse or build gemma IR register it with

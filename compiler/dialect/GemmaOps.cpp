@@ -1,4 +1,4 @@
-//===- GemmaOps.cpp - verifiers of the gemma ops ---------------------------===//
+//===- GemmaOps.cpp - verifiers of the gemma ops---------------------------===//
 //
 // Every rule in docs/ops.md that a shape or attribute can break is checked
 // here, so a malformed module is rejected with a located diagnostic before
@@ -10,6 +10,8 @@
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
+
+#include <cmath>
 
 using namespace mlir;
 using namespace gemmac::gemma;
@@ -25,8 +27,8 @@ LogicalResult checkRank(Operation *op, Type type, int64_t rank,
                         StringRef what) {
   auto ranked = cast<RankedTensorType>(type);
   if (ranked.getRank() != rank)
-    return op->emitOpError() << "expects " << what << " of rank " << rank
-                             << ", got " << type;
+    return op->emitOpError()
+           << "expects " << what << " of rank " << rank << ", got " << type;
   return success();
 }
 
@@ -37,8 +39,10 @@ LogicalResult WeightOp::verify() {
   if (dtype != "F32" && dtype != "BF16" && dtype != "F16")
     return emitOpError() << "source_dtype must be F32, BF16 or F16, got \""
                          << dtype << "\"";
-  if (getOffset() < 0)
-    return emitOpError() << "offset must be non-negative, got " << getOffset();
+  // I64Attr accessors are unsigned; read the signed value to see negatives.
+  int64_t offset = static_cast<int64_t>(getOffset());
+  if (offset < 0)
+    return emitOpError() << "offset must be non-negative, got " << offset;
   if (!getType().hasStaticShape())
     return emitOpError() << "weight shape must be static, got " << getType();
   return success();
@@ -106,7 +110,7 @@ LogicalResult RopeOp::verify() {
   auto type = getType();
   if (failed(checkRank(*this, type, 2, "input")))
     return failure();
-  int64_t headDim = getHeadDim();
+  int64_t headDim = static_cast<int64_t>(getHeadDim());
   if (headDim <= 0 || headDim % 2 != 0)
     return emitOpError() << "head_dim must be positive and even, got "
                          << headDim;
@@ -122,8 +126,10 @@ LogicalResult RopeOp::verify() {
 }
 
 LogicalResult AttentionOp::verify() {
-  int64_t heads = getNumHeads(), kvHeads = getNumKvHeads(),
-          headDim = getHeadDim();
+  // I64Attr accessors are unsigned; read the signed values to see negatives.
+  int64_t heads = static_cast<int64_t>(getNumHeads()),
+          kvHeads = static_cast<int64_t>(getNumKvHeads()),
+          headDim = static_cast<int64_t>(getHeadDim());
   if (heads <= 0 || kvHeads <= 0 || headDim <= 0)
     return emitOpError()
            << "num_heads, num_kv_heads and head_dim must be positive";
@@ -131,20 +137,18 @@ LogicalResult AttentionOp::verify() {
     return emitOpError() << "num_heads (" << heads
                          << ") must be a multiple of num_kv_heads (" << kvHeads
                          << ")";
-  if (getLayer() < 0)
+  if (static_cast<int64_t>(getLayer()) < 0)
     return emitOpError() << "layer must be non-negative";
-  if (getWindow() < 0)
+  if (static_cast<int64_t>(getWindow()) < 0)
     return emitOpError() << "window must be non-negative";
   if (getSoftcap().convertToFloat() < 0.0f)
     return emitOpError() << "softcap must be non-negative";
-  auto check = [&](Type type, StringRef what,
-                   int64_t width) -> LogicalResult {
+  auto check = [&](Type type, StringRef what, int64_t width) -> LogicalResult {
     if (failed(checkRank(*this, type, 2, what)))
       return failure();
     int64_t got = cast<RankedTensorType>(type).getDimSize(1);
     if (!dimsAgree(got, width))
-      return emitOpError() << what << " width " << got << " must be "
-                           << width;
+      return emitOpError() << what << " width " << got << " must be " << width;
     return success();
   };
   if (failed(check(getQuery().getType(), "query", heads * headDim)) ||
@@ -152,7 +156,44 @@ LogicalResult AttentionOp::verify() {
       failed(check(getValue().getType(), "value", kvHeads * headDim)) ||
       failed(check(getType(), "result", heads * headDim)))
     return failure();
+  // Row t of each operand is the token at position past + t.
+  int64_t rows = getQuery().getType().getDimSize(0);
+  for (Value v : {getKey(), getValue(), getResult()}) {
+    int64_t got = cast<RankedTensorType>(v.getType()).getDimSize(0);
+    if (!dimsAgree(rows, got))
+      return emitOpError() << "query, key, value and result must have the "
+                              "same number of rows, got "
+                           << rows << " and " << got;
+    if (ShapedType::isDynamic(rows))
+      rows = got;
+  }
   return success();
+}
+
+OpFoldResult ScaleOp::fold(FoldAdaptor) {
+  // x * 1.0 == x exactly, for every f32 including NaN and infinities.
+  float scale = getScale().convertToFloat();
+  if (scale == 1.0f)
+    return getInput();
+  auto inner = getInput().getDefiningOp<ScaleOp>();
+  if (!inner)
+    return {};
+  // (x * a) * b and x * (a * b) agree up to rounding as long as neither
+  // order overflows or underflows. x is unknown here, so this assumes, as any
+  // reassociating compiler does, that activations stay well inside f32's
+  // range; what it does check is that a * b itself is a normal f32, since a
+  // product of inf or 0 would change every element, not just extreme ones.
+  float a = inner.getScale().convertToFloat();
+  float combined = a * scale;
+  bool exactZero = combined == 0.0f && (a == 0.0f || scale == 0.0f);
+  if (!std::isnormal(combined) && !exactZero)
+    return {};
+  if (combined == 1.0f)
+    return inner.getInput();
+  // In-place fold: the inner scale stays if something else still uses it.
+  getInputMutable().assign(inner.getInput());
+  setScaleAttr(Builder(getContext()).getF32FloatAttr(combined));
+  return getResult();
 }
 
 LogicalResult SoftcapOp::verify() {
@@ -171,7 +212,7 @@ LogicalResult LmHeadOp::verify() {
     return failure();
   if (!dimsAgree(input.getDimSize(1), table.getDimSize(1)))
     return emitOpError() << "input width must equal the table width";
-  int64_t rows = getRows();
+  int64_t rows = static_cast<int64_t>(getRows());
   if (rows <= 0 || rows > table.getDimSize(0))
     return emitOpError() << "rows (" << rows << ") must be in [1, "
                          << table.getDimSize(0) << "]";

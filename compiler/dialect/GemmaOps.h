@@ -1,4 +1,4 @@
-//===- GemmaOps.h - ops of the gemma dialect ---------------------*- C++ -*-===//
+//===- GemmaOps.h - ops of the gemma dialect ---------------------*- C++-*-===//
 //
 // Op classes generated from GemmaOps.td, for the importer, the passes and the
 // bytecode emitter.

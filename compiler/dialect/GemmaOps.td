@@ -1,7 +1,7 @@
 //===- GemmaOps.td - ops of the gemma dialect -----------------*- tablegen -*-===//
 //
 // Each op here has an OpCode of the same name in runtime/schema/module.fbs
-// (checked by test/unit/op_set_test.cc). Semantics: docs/ops.md.
+// (checked by test/unit/compiler/op_set_test.cc). Semantics: docs/ops.md.
 //
 //===----------------------------------------------------------------------===//
 
@@ -143,7 +143,12 @@ def Gemma_SoftcapOp : Gemma_UnaryOp<"softcap"> {
 
 def Gemma_ScaleOp : Gemma_UnaryOp<"scale"> {
   let summary = "multiply by a constant";
+  let description = [{
+    Folds: `scale(x, 1.0)` is `x`; `scale(scale(x, a), b)` is
+    `scale(x, a*b)` unless `a*b` overflows or underflows in f32.
+  }];
   let arguments = (ins Gemma_Activation:$input, F32Attr:$scale);
+  let hasFolder = 1;
 }
 
 class Gemma_BinaryOp<string mnemonic>

@@ -1,0 +1,73 @@
+//===- HFConfig.h - the text-model config of a HF checkpoint ------*- C++
+//-*-===//
+//
+// Reads a Hugging Face `config.json` into the hyper-parameters of a Gemma 3
+// text decoder. Both layouts are accepted: the flat `Gemma3ForCausalLM`
+// config (`model_type: gemma3_text`) and the nested
+// `Gemma3ForConditionalGeneration` one (`model_type: gemma3`, text part under
+// `text_config`). Keys that transformers' Gemma3TextConfig gives a default to
+// may be omitted (the released 4B/12B/27B configs rely on that); the sizes of
+// the model (hidden_size, intermediate_size, num_hidden_layers) are required.
+// Called by the HF importer and by `gemma-compile --describe-config`.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef GEMMAC_IMPORT_HFCONFIG_H
+#define GEMMAC_IMPORT_HFCONFIG_H
+
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Support/LogicalResult.h"
+#include "llvm/ADT/SmallVector.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <optional>
+#include <string>
+
+namespace gemmac {
+
+/// Hyper-parameters of a Gemma 3 text decoder, as config.json states them
+/// (after transformers' defaults are applied).
+struct TextConfig {
+  std::string configPath;   // absolute path of config.json
+  std::string architecture; // architectures[0], e.g. "Gemma3ForCausalLM"
+  std::string modelType;    // top-level model_type: gemma3_text or gemma3
+  bool nested = false;      // text part under text_config
+  int64_t hiddenSize = 0;
+  int64_t intermediateSize = 0;
+  int64_t numLayers = 0;
+  int64_t numHeads = 8;
+  int64_t numKvHeads = 4;
+  int64_t headDim = 256;
+  int64_t vocabSize = 262208;
+  int64_t maxPositionEmbeddings = 131072;
+  int64_t slidingWindow = 4096;
+  /// One entry per layer: true for a sliding-window (local) layer.
+  llvm::SmallVector<bool> layerIsSliding;
+  /// Where the pattern came from: "layer_types" or "sliding_window_pattern N".
+  std::string layerPatternSource;
+  double ropeTheta = 1000000.0;
+  double ropeLocalTheta = 10000.0;
+  /// Linear RoPE scaling of the global layers; 1 when rope_scaling is null.
+  double ropeScalingFactor = 1.0;
+  double queryPreAttnScalar = 256.0;
+  double rmsNormEps = 1e-6;
+  double attnSoftcap = 0.0;  // 0: none (null in config.json)
+  double finalSoftcap = 0.0; // 0: none
+  std::optional<int64_t> bosTokenId;
+  llvm::SmallVector<int64_t> eosTokenIds;
+  std::optional<int64_t> padTokenId;
+  std::string torchDtype; // informational: "bfloat16", "float32", ...
+};
+
+/// Parses `path` (a config.json). Errors are emitted on `context` at a
+/// location in the file, naming the key, what was found and what was expected.
+mlir::FailureOr<TextConfig> parseHFConfig(llvm::StringRef path,
+                                          mlir::MLIRContext *context);
+
+/// Prints the parsed text-model config in the stable, line-per-field form that
+/// `gemma-compile --describe-config` shows and the lit tests check.
+void describeConfig(const TextConfig &config, llvm::raw_ostream &os);
+
+} // namespace gemmac
+
+#endif // GEMMAC_IMPORT_HFCONFIG_H

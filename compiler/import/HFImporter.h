@@ -1,0 +1,43 @@
+//===- HFImporter.h - Hugging Face Gemma 3 checkpoint -> gemma IR -*- C++
+//-*-===//
+//
+// Turns a Hugging Face checkpoint directory (config.json, safetensors files,
+// tokenizer.model) into a `gemma` dialect module with two functions,
+// `@prefill` (up to `maxChunk` tokens a call) and `@decode` (one token), whose
+// weights are `gemma.weight` references into the safetensors files. Module
+// attributes carry what the bytecode emitter needs besides the program:
+// `gemma.config`, `gemma.tokenizer` (absolute path of tokenizer.model),
+// `gemma.special_tokens` and `gemma.chat`. Called by `gemma-compile`.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef GEMMAC_IMPORT_HFIMPORTER_H
+#define GEMMAC_IMPORT_HFIMPORTER_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
+
+#include <optional>
+#include <string>
+
+namespace gemmac {
+
+enum class WeightDtype { F32, BF16, F16 };
+
+struct HFImportOptions {
+  /// The dtype of the embedding and projections in the module; unset keeps
+  /// the checkpoint's (norm weights are always f32).
+  std::optional<WeightDtype> dtype;
+  /// Largest prefill chunk (gemma.max_tokens of @prefill).
+  int64_t maxChunk = 64;
+};
+
+/// Imports the checkpoint in `dir`. Errors are emitted as MLIR diagnostics
+/// naming the file and field; returns null on failure.
+mlir::OwningOpRef<mlir::ModuleOp>
+importHFCheckpoint(llvm::StringRef dir, const HFImportOptions &opts,
+                   mlir::MLIRContext *context);
+
+} // namespace gemmac
+
+#endif // GEMMAC_IMPORT_HFIMPORTER_H

@@ -1,0 +1,160 @@
+#include "vm.h"
+
+#include <cstring>
+
+namespace gemmac {
+
+Status FunctionProgram::Prepare(Backend *backend, const Module &module,
+                                const schema::Function &function, void *arena,
+                                std::unique_ptr<FunctionProgram> *out) {
+  std::unique_ptr<FunctionProgram> p(new FunctionProgram());
+  p->backend_ = backend;
+  p->name_ = function.name()->str();
+  p->max_tokens_ = function.max_tokens();
+  const auto &tensors = *module.program().tensors();
+  auto *arena_base = static_cast<uint8_t *>(arena);
+
+  auto describe = [&](uint32_t id) {
+    const schema::Tensor *t = tensors.Get(id);
+    gemmac_tensor d{};
+    d.struct_size = sizeof(d);
+    d.dtype = static_cast<int32_t>(t->dtype());
+    d.rank = static_cast<int32_t>(t->shape()->size());
+    for (int32_t i = 0; i < d.rank; ++i)
+      d.shape[i] = t->shape()->Get(i);
+    d.data = t->storage() == schema::StorageKind::Weight
+                 ? const_cast<void *>(module.WeightData(*t))
+                 : arena_base + t->offset();
+    return d;
+  };
+
+  const auto &instrs = *function.instructions();
+  p->steps_.resize(instrs.size());
+  std::vector<int32_t> in_dtypes, out_dtypes;
+  for (uint32_t i = 0; i < instrs.size(); ++i) {
+    const schema::Instruction *ins = instrs.Get(i);
+    Step &step = p->steps_[i];
+    step.where = "function '" + p->name_ + "' instruction " +
+                 std::to_string(i) + " (" + schema::EnumNameOpCode(ins->op());
+    if (ins->location() && ins->location()->size())
+      step.where += " at " + ins->location()->str();
+    step.where += ")";
+
+    step.first_in = static_cast<uint32_t>(p->operands_.size());
+    step.num_in = ins->inputs()->size();
+    in_dtypes.clear();
+    for (uint32_t id : *ins->inputs()) {
+      p->operands_.push_back(describe(id));
+      in_dtypes.push_back(p->operands_.back().dtype);
+    }
+    step.first_out = static_cast<uint32_t>(p->operands_.size());
+    step.num_out = ins->outputs()->size();
+    out_dtypes.clear();
+    for (uint32_t id : *ins->outputs()) {
+      p->operands_.push_back(describe(id));
+      out_dtypes.push_back(p->operands_.back().dtype);
+    }
+
+    gemmac_op_desc desc{};
+    desc.struct_size = sizeof(desc);
+    desc.op = static_cast<int32_t>(ins->op());
+    schema::OpAttributesT defaults;
+    const schema::OpAttributes *a = ins->attrs();
+    gemmac_op_attrs &at = desc.attrs;
+    at.struct_size = sizeof(at);
+    at.scale = a ? a->scale() : defaults.scale;
+    at.eps = a ? a->eps() : defaults.eps;
+    at.offset = a ? a->offset() : defaults.offset;
+    at.theta = a ? a->theta() : defaults.theta;
+    at.rope_scale = a ? a->rope_scale() : defaults.rope_scale;
+    at.softcap = a ? a->softcap() : defaults.softcap;
+    at.head_dim = a ? a->head_dim() : defaults.head_dim;
+    at.num_heads = a ? a->num_heads() : defaults.num_heads;
+    at.num_kv_heads = a ? a->num_kv_heads() : defaults.num_kv_heads;
+    at.window = a ? a->window() : defaults.window;
+    at.layer = a ? a->layer() : defaults.layer;
+    at.rows = a ? a->rows() : defaults.rows;
+    desc.num_inputs = step.num_in;
+    desc.input_dtypes = in_dtypes.data();
+    desc.num_outputs = step.num_out;
+    desc.output_dtypes = out_dtypes.data();
+
+    const gemmac_plugin_api &api = backend->api();
+    if (!api.supports(backend->handle(), &desc))
+      return Status(StatusCode::kUnimplemented,
+                    module.path() + ": " + step.where + ": backend '" +
+                        backend->name() +
+                        "' does not support this op with these dtypes");
+    gemmac_plugin_error err{};
+    err.struct_size = sizeof(err);
+    int32_t rc = api.prepare(backend->handle(), &desc, &step.kernel, &err);
+    if (rc != GEMMAC_PLUGIN_OK) {
+      step.kernel = nullptr;
+      return Status(StatusCode::kInternal,
+                    module.path() + ": " + step.where + ": backend '" +
+                        backend->name() +
+                        "' cannot prepare it: " + Backend::ErrorText(err));
+    }
+  }
+  // Pointers into operands_ are taken only now that it has its final size.
+  for (gemmac_tensor &t : p->operands_)
+    for (int32_t i = 0; i < t.rank; ++i)
+      if (t.shape[i] == kTokensDim)
+        p->token_dims_.push_back(&t.shape[i]);
+
+  const schema::Tensor *in = tensors.Get(function.inputs()->Get(0));
+  const schema::Tensor *outt = tensors.Get(function.outputs()->Get(0));
+  p->tokens_in_ = reinterpret_cast<int32_t *>(arena_base + in->offset());
+  p->logits_out_ = reinterpret_cast<const float *>(arena_base + outt->offset());
+  p->logits_cols_ = outt->shape()->Get(1);
+  p->error_.struct_size = sizeof(p->error_);
+  *out = std::move(p);
+  return Status::Ok();
+}
+
+FunctionProgram::~FunctionProgram() {
+  for (Step &s : steps_)
+    if (s.kernel != nullptr)
+      backend_->api().release(backend_->handle(), s.kernel);
+}
+
+Status FunctionProgram::Run(const int32_t *tokens, int64_t num_tokens,
+                            int64_t past, const KvCache &kv,
+                            const volatile int32_t *cancel,
+                            const float **logits) {
+  if (num_tokens < 1 || num_tokens > max_tokens_)
+    return Status(StatusCode::kInvalidArgument,
+                  "function '" + name_ + "': " + std::to_string(num_tokens) +
+                      " tokens; expected 1.." + std::to_string(max_tokens_));
+  std::memcpy(tokens_in_, tokens, sizeof(int32_t) * num_tokens);
+  for (int64_t *d : token_dims_)
+    *d = num_tokens;
+  gemmac_exec_context ctx{};
+  ctx.struct_size = sizeof(ctx);
+  ctx.past = past;
+  ctx.tokens = num_tokens;
+  ctx.kv = kv.layers();
+  ctx.num_kv = kv.num_layers();
+  ctx.cancel = cancel;
+  const gemmac_plugin_api &api = backend_->api();
+  for (const Step &s : steps_) {
+    if (cancel != nullptr && *cancel != 0)
+      return Status(StatusCode::kCancelled, "cancelled");
+    error_.message[0] = '\0';
+    int32_t rc =
+        api.launch(backend_->handle(), s.kernel, &operands_[s.first_in],
+                   s.num_in, &operands_[s.first_out], s.num_out, &ctx, &error_);
+    if (rc == GEMMAC_PLUGIN_CANCELLED)
+      return Status(StatusCode::kCancelled, "cancelled");
+    if (rc != GEMMAC_PLUGIN_OK)
+      return Status(rc == GEMMAC_PLUGIN_INVALID_ARGUMENT
+                        ? StatusCode::kInvalidArgument
+                        : StatusCode::kInternal,
+                    s.where + ": backend '" + backend_->name() +
+                        "' failed: " + Backend::ErrorText(error_));
+  }
+  *logits = logits_out_;
+  return Status::Ok();
+}
+
+} // namespace gemmac

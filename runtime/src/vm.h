@@ -1,0 +1,66 @@
+// The VM: runs one function of a module (an instruction list) on a backend.
+//
+// A FunctionProgram is built once per session: every instruction's kernel is
+// prepared, and every operand's gemmac_tensor is filled (weights point into
+// the mapped file, arena tensors into the session's arena). A call only
+// patches the symbolic token dimension into the prepared shapes and launches
+// the kernels in order, so the hot path allocates nothing.
+#ifndef GEMMAC_RUNTIME_VM_H_
+#define GEMMAC_RUNTIME_VM_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "kv_cache.h"
+#include "module.h"
+
+namespace gemmac {
+
+class FunctionProgram {
+public:
+  // `arena` must hold at least function.arena_bytes() and outlive the
+  // program; the backend must outlive it too.
+  static Status Prepare(Backend *backend, const Module &module,
+                        const schema::Function &function, void *arena,
+                        std::unique_ptr<FunctionProgram> *out);
+  ~FunctionProgram();
+
+  // Runs the function on `tokens` (1..max_tokens of them) at position
+  // `past`. On success *logits points at the f32[tokens, logits_cols()]
+  // output in the arena, valid until the next Run of any program sharing
+  // the arena.
+  Status Run(const int32_t *tokens, int64_t num_tokens, int64_t past,
+             const KvCache &kv, const volatile int32_t *cancel,
+             const float **logits);
+
+  int64_t max_tokens() const { return max_tokens_; }
+  int64_t logits_cols() const { return logits_cols_; }
+  const std::string &name() const { return name_; }
+
+private:
+  struct Step {
+    gemmac_kernel *kernel = nullptr;
+    uint32_t first_in = 0, num_in = 0, first_out = 0, num_out = 0;
+    std::string where; // "function 'prefill' instruction 3 (Linear at loc)"
+  };
+  FunctionProgram() = default;
+
+  Backend *backend_ = nullptr;
+  std::string name_;
+  std::vector<Step> steps_;
+  std::vector<gemmac_tensor> operands_;
+  // Shape entries of operands_ that hold the symbolic token count.
+  std::vector<int64_t *> token_dims_;
+  int32_t *tokens_in_ = nullptr;
+  const float *logits_out_ = nullptr;
+  int64_t max_tokens_ = 0;
+  int64_t logits_cols_ = 0;
+  gemmac_plugin_error error_{};
+};
+
+} // namespace gemmac
+
+#endif // GEMMAC_RUNTIME_VM_H_

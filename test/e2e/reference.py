@@ -1,0 +1,424 @@
+#!/usr/bin/python3
+"""An independent NumPy implementation of the Gemma 3 text model, for the e2e tests.
+
+Written from the Hugging Face transformers `Gemma3ForCausalLM` definition
+(modeling_gemma3.py), not from gemmac's op set: it reads a checkpoint directory itself
+(config.json in the flat `gemma3_text` form or nested under `text_config`; one
+model.safetensors or shards listed in model.safetensors.index.json; tensors under
+`model.`, `language_model.model.` or `model.language_model.`; F32, BF16 or F16) and
+computes everything in float64 with a full causal recompute (no KV cache), so that it
+shares nothing with the compiled path but the checkpoint.
+
+Numpy and the standard library only; run with /usr/bin/python3.
+
+    reference.py CKPT_DIR --ids 2,5,9 [--greedy 32] [--rows R] [--compile-dtype bf16]
+"""
+
+import argparse
+import json
+import math
+import os
+import struct
+import sys
+
+import numpy as np
+
+TEXT_PREFIXES = ("model.", "language_model.model.", "model.language_model.")
+
+# Gemma3TextConfig's defaults: the released multimodal configs leave most text keys out.
+TEXT_DEFAULTS = {
+    "vocab_size": 262208,
+    "hidden_size": 2304,
+    "intermediate_size": 9216,
+    "num_hidden_layers": 26,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 4,
+    "head_dim": 256,
+    "hidden_activation": "gelu_pytorch_tanh",
+    "max_position_embeddings": 131072,
+    "rms_norm_eps": 1e-6,
+    "rope_theta": 1000000.0,
+    "query_pre_attn_scalar": 256,
+    "sliding_window": 4096,
+    "final_logit_softcapping": None,
+    "attn_logit_softcapping": None,
+    "rope_scaling": None,
+    "rope_local_base_freq": 10000.0,
+    "sliding_window_pattern": 6,
+    "layer_types": None,
+}
+
+
+class ReferenceError(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------
+# Loading
+
+
+def _read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise ReferenceError("%s: %s" % (path, e))
+
+
+def _read_safetensors(path, wanted):
+    """Returns {name: float64 array} for the names in `wanted` found in one file."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ReferenceError("%s: %s" % (path, e))
+    if len(data) < 8:
+        raise ReferenceError("%s: too short for a safetensors file" % path)
+    (hlen,) = struct.unpack("<Q", data[:8])
+    if 8 + hlen > len(data):
+        raise ReferenceError("%s: header length %d past the end of the file" % (path, hlen))
+    header = json.loads(data[8:8 + hlen].decode("utf-8"))
+    base = 8 + hlen
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__" or name not in wanted:
+            continue
+        begin, end = info["data_offsets"]
+        raw = data[base + begin:base + end]
+        dt = info["dtype"]
+        if dt == "F32":
+            arr = np.frombuffer(raw, dtype="<f4").astype(np.float64)
+        elif dt == "F16":
+            arr = np.frombuffer(raw, dtype="<f2").astype(np.float64)
+        elif dt == "BF16":
+            bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
+            arr = bits.view(np.float32).astype(np.float64)
+        else:
+            raise ReferenceError("%s: tensor %s has dtype %s, expected F32, BF16 or F16" %
+                                 (path, name, dt))
+        shape = tuple(info["shape"])
+        if arr.size != int(np.prod(shape)):
+            raise ReferenceError("%s: tensor %s: %d elements for shape %s" %
+                                 (path, name, arr.size, shape))
+        out[name] = (arr.reshape(shape), dt)
+    return out
+
+
+def _count_pieces(model_path):
+    """Number of pieces in a sentencepiece ModelProto (repeated field 1)."""
+    with open(model_path, "rb") as f:
+        buf = f.read()
+    pos, count = 0, 0
+
+    def varint(p):
+        v = s = 0
+        while True:
+            b = buf[p]
+            p += 1
+            v |= (b & 0x7F) << s
+            if b < 0x80:
+                return v, p
+            s += 7
+
+    while pos < len(buf):
+        key, pos = varint(pos)
+        wire = key & 7
+        if wire == 0:
+            _, pos = varint(pos)
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        elif wire == 2:
+            n, pos = varint(pos)
+            pos += n
+            if key >> 3 == 1:
+                count += 1
+        else:
+            raise ReferenceError("%s: unexpected protobuf wire type %d" % (model_path, wire))
+    return count
+
+
+def bf16_round(x):
+    """float64 -> nearest float32 -> nearest bfloat16 (ties to even), as float64."""
+    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    u = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16) << 16
+    return u.astype(np.uint32).view(np.float32).astype(np.float64)
+
+
+def f32_round(x):
+    return np.asarray(x, dtype=np.float32).astype(np.float64)
+
+
+class Config:
+    def __init__(self, cfg_json, path):
+        text = cfg_json.get("text_config", cfg_json)
+        if not isinstance(text, dict):
+            raise ReferenceError("%s: text_config is not an object" % path)
+        get = lambda k: text.get(k, TEXT_DEFAULTS[k])
+        self.hidden = int(get("hidden_size"))
+        self.ff = int(get("intermediate_size"))
+        self.layers = int(get("num_hidden_layers"))
+        self.heads = int(get("num_attention_heads"))
+        self.kv_heads = int(get("num_key_value_heads"))
+        self.head_dim = int(get("head_dim"))
+        self.vocab = int(get("vocab_size"))
+        self.eps = float(get("rms_norm_eps"))
+        self.window = int(get("sliding_window"))
+        self.query_pre_attn_scalar = float(get("query_pre_attn_scalar"))
+        self.attn_softcap = get("attn_logit_softcapping")
+        self.final_softcap = get("final_logit_softcapping")
+        if get("hidden_activation") != "gelu_pytorch_tanh":
+            raise ReferenceError("%s: hidden_activation %r, expected gelu_pytorch_tanh" %
+                                 (path, get("hidden_activation")))
+        # RoPE: global layers use rope_theta with rope_scaling; sliding layers use
+        # rope_local_base_freq without scaling (Gemma3RotaryEmbedding local copy).
+        self.global_theta = float(get("rope_theta"))
+        self.local_theta = float(get("rope_local_base_freq"))
+        self.global_factor = 1.0
+        scaling = get("rope_scaling")
+        params = text.get("rope_parameters")
+        if isinstance(params, dict) and "full_attention" in params:
+            # Newer transformers write one RoPE dict per layer type.
+            full, local = params["full_attention"], params.get("sliding_attention", {})
+            self.global_theta = float(full.get("rope_theta", self.global_theta))
+            self.local_theta = float(local.get("rope_theta", self.local_theta))
+            scaling = full if full.get("rope_type", "default") != "default" else None
+        if scaling is not None:
+            kind = scaling.get("rope_type", scaling.get("type"))
+            if kind != "linear":
+                raise ReferenceError("%s: rope_scaling type %r, only linear is modelled" %
+                                     (path, kind))
+            self.global_factor = float(scaling["factor"])
+        types = get("layer_types")
+        if types is None:
+            pattern = int(get("sliding_window_pattern"))
+            types = ["sliding_attention" if (i + 1) % pattern else "full_attention"
+                     for i in range(self.layers)]
+        if len(types) != self.layers:
+            raise ReferenceError("%s: %d layer_types for %d layers" %
+                                 (path, len(types), self.layers))
+        self.sliding = [t == "sliding_attention" for t in types]
+
+
+class Model:
+    """Gemma 3 text model with float64 weights.
+
+    compile_dtype: None keeps the checkpoint's values; "bf16" rounds every non-norm
+    weight to bfloat16 first (what `gemma-compile --dtype bf16` stores), "f32" rounds
+    them to float32. It also decides the precision of the embedding scale, which Hugging
+    Face rounds to the embedding's dtype.
+    """
+
+    def __init__(self, ckpt_dir, compile_dtype=None):
+        cfg_path = os.path.join(ckpt_dir, "config.json")
+        self.cfg = Config(_read_json(cfg_path), cfg_path)
+        c = self.cfg
+        index_path = os.path.join(ckpt_dir, "model.safetensors.index.json")
+        if os.path.exists(index_path):
+            weight_map = _read_json(index_path).get("weight_map", {})
+            files = sorted(set(weight_map.values()))
+        else:
+            weight_map = None
+            files = ["model.safetensors"]
+        names = set(weight_map) if weight_map is not None else None
+        if names is None:
+            path = os.path.join(ckpt_dir, files[0])
+            try:
+                with open(path, "rb") as f:
+                    (hlen,) = struct.unpack("<Q", f.read(8))
+                    names = set(json.loads(f.read(hlen).decode("utf-8")))
+            except (OSError, ValueError, struct.error) as e:
+                raise ReferenceError("%s: cannot read the safetensors header (%s)" % (path, e))
+        prefix = next((p for p in TEXT_PREFIXES if p + "embed_tokens.weight" in names), None)
+        if prefix is None:
+            raise ReferenceError("%s: no embed_tokens.weight under any of %s" %
+                                 (ckpt_dir, ", ".join(TEXT_PREFIXES)))
+        wanted = {n for n in names if n.startswith(prefix)}
+        raw = {}
+        for fname in files:
+            raw.update(_read_safetensors(os.path.join(ckpt_dir, fname), wanted))
+
+        def take(name, shape, is_norm=False):
+            full = prefix + name
+            if full not in raw:
+                raise ReferenceError("%s: missing tensor %s" % (ckpt_dir, full))
+            arr, dt = raw[full]
+            if tuple(arr.shape) != tuple(shape):
+                raise ReferenceError("%s: tensor %s has shape %s, expected %s" %
+                                     (ckpt_dir, full, list(arr.shape), list(shape)))
+            if not is_norm and compile_dtype == "bf16":
+                arr = bf16_round(arr)
+            elif not is_norm and compile_dtype == "f32":
+                arr = f32_round(arr)
+            return arr, dt
+
+        H, D = c.hidden, c.head_dim
+        self.embed, edt = take("embed_tokens.weight", (c.vocab, H))
+        scale_dtype = {"bf16": "BF16", "f32": "F32"}.get(compile_dtype, edt)
+        root = math.sqrt(H)
+        self.embed_scale = {"BF16": lambda v: float(bf16_round(np.array([v]))[0]),
+                            "F16": lambda v: float(np.float16(v)),
+                            "F32": lambda v: float(np.float32(v))}[scale_dtype](root)
+        self.layers = []
+        for i in range(c.layers):
+            p = "layers.%d." % i
+            L = {}
+            for n in ("input_layernorm", "post_attention_layernorm",
+                      "pre_feedforward_layernorm", "post_feedforward_layernorm"):
+                L[n] = take(p + n + ".weight", (H,), True)[0]
+            L["q_norm"] = take(p + "self_attn.q_norm.weight", (D,), True)[0]
+            L["k_norm"] = take(p + "self_attn.k_norm.weight", (D,), True)[0]
+            L["q"] = take(p + "self_attn.q_proj.weight", (c.heads * D, H))[0]
+            L["k"] = take(p + "self_attn.k_proj.weight", (c.kv_heads * D, H))[0]
+            L["v"] = take(p + "self_attn.v_proj.weight", (c.kv_heads * D, H))[0]
+            L["o"] = take(p + "self_attn.o_proj.weight", (H, c.heads * D))[0]
+            L["gate"] = take(p + "mlp.gate_proj.weight", (c.ff, H))[0]
+            L["up"] = take(p + "mlp.up_proj.weight", (c.ff, H))[0]
+            L["down"] = take(p + "mlp.down_proj.weight", (H, c.ff))[0]
+            self.layers.append(L)
+        self.final_norm = take("norm.weight", (H,), True)[0]
+        tok = os.path.join(ckpt_dir, "tokenizer.model")
+        self.pieces = _count_pieces(tok) if os.path.exists(tok) else None
+
+    # --- the network, following Gemma3ForCausalLM.forward ---
+
+    def rms_norm(self, x, w):
+        return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + self.cfg.eps) * (1.0 + w)
+
+    @staticmethod
+    def rope(x, positions, theta, factor):
+        """x: [T, heads, D]; rotate_half pairing (i, i + D/2), linear scaling divides
+        the inverse frequencies by `factor`."""
+        D = x.shape[-1]
+        inv_freq = 1.0 / (theta ** (np.arange(0, D, 2, dtype=np.float64) / D)) / factor
+        ang = positions[:, None].astype(np.float64) * inv_freq[None, :]
+        ang = np.concatenate([ang, ang], axis=-1)[:, None, :]
+        x1, x2 = x[..., :D // 2], x[..., D // 2:]
+        rotated = np.concatenate([-x2, x1], axis=-1)
+        return x * np.cos(ang) + rotated * np.sin(ang)
+
+    @staticmethod
+    def gelu_tanh(x):
+        return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+
+    def attention(self, L, x, sliding):
+        c = self.cfg
+        T = x.shape[0]
+        D = c.head_dim
+        q = (x @ L["q"].T).reshape(T, c.heads, D)
+        k = (x @ L["k"].T).reshape(T, c.kv_heads, D)
+        v = (x @ L["v"].T).reshape(T, c.kv_heads, D)
+        q = self.rms_norm(q, L["q_norm"])
+        k = self.rms_norm(k, L["k_norm"])
+        pos = np.arange(T)
+        if sliding:
+            q = self.rope(q, pos, c.local_theta, 1.0)
+            k = self.rope(k, pos, c.local_theta, 1.0)
+        else:
+            q = self.rope(q, pos, c.global_theta, c.global_factor)
+            k = self.rope(k, pos, c.global_theta, c.global_factor)
+        i = pos[:, None]
+        j = pos[None, :]
+        visible = j <= i
+        if sliding:
+            visible &= j > i - c.window
+        group = c.heads // c.kv_heads
+        out = np.empty((T, c.heads, D))
+        scale = c.query_pre_attn_scalar ** -0.5
+        for h in range(c.heads):
+            kh = h // group
+            s = (q[:, h, :] @ k[:, kh, :].T) * scale
+            if c.attn_softcap:
+                s = c.attn_softcap * np.tanh(s / c.attn_softcap)
+            s = np.where(visible, s, -np.inf)
+            s = s - s.max(axis=-1, keepdims=True)
+            p = np.exp(s)
+            p /= p.sum(axis=-1, keepdims=True)
+            out[:, h, :] = p @ v[:, kh, :]
+        return out.reshape(T, c.heads * D) @ L["o"].T
+
+    def hidden_states(self, ids, num_layers=None):
+        """Residual stream after `num_layers` decoder layers (all by default)."""
+        c = self.cfg
+        ids = np.asarray(ids, dtype=np.int64)
+        if ids.ndim != 1 or ids.size == 0:
+            raise ReferenceError("expected a non-empty list of token ids")
+        if ids.min() < 0 or ids.max() >= c.vocab:
+            raise ReferenceError("token id out of range [0, %d)" % c.vocab)
+        x = self.embed[ids] * self.embed_scale
+        n = c.layers if num_layers is None else num_layers
+        for li in range(n):
+            L = self.layers[li]
+            a = self.attention(L, self.rms_norm(x, L["input_layernorm"]), c.sliding[li])
+            x = x + self.rms_norm(a, L["post_attention_layernorm"])
+            h = self.rms_norm(x, L["pre_feedforward_layernorm"])
+            m = (self.gelu_tanh(h @ L["gate"].T) * (h @ L["up"].T)) @ L["down"].T
+            x = x + self.rms_norm(m, L["post_feedforward_layernorm"])
+        return x
+
+    def default_rows(self):
+        return self.pieces if self.pieces is not None else self.cfg.vocab
+
+    def logits(self, ids, rows=None):
+        """float64 [len(ids), rows]: the tied head over the first `rows` embedding rows
+        (the tokenizer's pieces; padding rows are not scored)."""
+        rows = self.default_rows() if rows is None else rows
+        if not 0 < rows <= self.cfg.vocab:
+            raise ReferenceError("rows %d outside (0, %d]" % (rows, self.cfg.vocab))
+        x = self.rms_norm(self.hidden_states(ids), self.final_norm)
+        out = x @ self.embed[:rows].T
+        if self.cfg.final_softcap:
+            out = self.cfg.final_softcap * np.tanh(out / self.cfg.final_softcap)
+        return out
+
+    def greedy(self, ids, steps, rows=None):
+        """Greedy continuation recomputing the whole sequence each step.
+
+        Returns (generated ids, top-1 minus top-2 logit margin at each step, logit range
+        (max - min) at each step)."""
+        seq = list(ids)
+        gen, margins, ranges = [], [], []
+        for _ in range(steps):
+            last = self.logits(seq, rows)[-1]
+            order = np.argsort(-last, kind="stable")
+            gen.append(int(order[0]))
+            margins.append(float(last[order[0]] - last[order[1]]))
+            ranges.append(float(last.max() - last.min()))
+            seq.append(int(order[0]))
+        return gen, margins, ranges
+
+
+def main():
+    ap = argparse.ArgumentParser(description="NumPy Gemma 3 reference (float64).")
+    ap.add_argument("ckpt", help="Hugging Face checkpoint directory")
+    ap.add_argument("--ids", required=True, help="comma-separated prompt token ids")
+    ap.add_argument("--greedy", type=int, default=0, help="greedy tokens to generate")
+    ap.add_argument("--rows", type=int, default=None,
+                    help="scored rows (default: the tokenizer's piece count)")
+    ap.add_argument("--compile-dtype", choices=["f32", "bf16"], default=None)
+    ap.add_argument("--save-logits", default=None, help="write prompt logits as .npy")
+    args = ap.parse_args()
+    try:
+        ids = [int(t) for t in args.ids.split(",") if t.strip()]
+    except ValueError:
+        sys.exit("reference.py: --ids: expected comma-separated integers, got %r" % args.ids)
+    try:
+        model = Model(args.ckpt, args.compile_dtype)
+        lg = model.logits(ids, args.rows)
+        if args.save_logits:
+            np.save(args.save_logits, lg.astype(np.float32))
+        top = np.argsort(-lg, axis=-1)[:, :3]
+        for t in range(len(ids)):
+            print("pos %3d id %6d  top: %s" % (t, ids[t], ", ".join(
+                "%d (%.4f)" % (j, lg[t, j]) for j in top[t])))
+        if args.greedy:
+            gen, margins, _ = model.greedy(ids, args.greedy, args.rows)
+            print("greedy:", ",".join(map(str, gen)))
+            print("min top-1 margin: %.4g" % min(margins))
+    except ReferenceError as e:
+        sys.exit("reference.py: error: %s" % e)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,371 @@
+#!/usr/bin/python3
+"""End-to-end tests: make a tiny random Gemma 3 checkpoint, compile it with
+gemma-compile, run it with gemma-run, and compare with the NumPy reference.
+
+    run_e2e.py --case NAME --bin-dir BUILD/bin --work-dir DIR
+    run_e2e.py --case selftest --work-dir DIR      # checks the reference itself
+
+Each case is one ctest test (see CMakeLists.txt). What is compared:
+  1. the logits of every prompt position (gemma-run --dump-logits) against the
+     reference's, within a tolerance relative to the reference's logit range;
+  2. 32 greedy tokens against the reference's greedy continuation (which recomputes
+     the whole sequence at every step, so it shares no KV-cache logic with the engine);
+  3. that the reference's top-1 margin at every compared greedy step is at least
+     MARGIN_FACTOR times that tolerance, so identical tokens cannot be luck.
+
+Exit status 0 on success; on failure a readable report on stderr and status 1.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC_ROOT = os.path.dirname(os.path.dirname(HERE))
+MAKE_CHECKPOINT = os.path.join(SRC_ROOT, "tools", "make-demo-model", "make_checkpoint.py")
+sys.dont_write_bytecode = True  # keep the source tree clean
+sys.path.insert(0, HERE)
+import reference  # noqa: E402  (the reference lives beside this script)
+
+# Tolerances on prompt logits, as a fraction of the reference's (max - min) logit range.
+# f32 modules: the engine computes in f32 what the reference computes in f64 from the
+# same weights; the accumulated rounding of a 7-layer, 64-wide model is ~1e-6 of the
+# range, so 1e-4 leaves a wide margin for summation order, tanh/exp approximations and
+# chunked prefill while still catching any real semantic error (those move logits by
+# >1e-2 of the range).
+# bf16 modules: the reference rounds the weights to bf16 exactly as gemma-compile does
+# (round to nearest even), so both sides use bit-identical weight values, and docs/ops.md
+# says bf16 weights are widened to f32 and activations and accumulation stay f32. The
+# arithmetic is therefore the same as in the f32 case and so is the tolerance; a larger
+# one would be needed only if the engine kept activations in bf16, which the op set
+# forbids.
+REL_TOL = {"f32": 1e-4, "bf16": 1e-4}
+MARGIN_FACTOR = 10.0
+GREEDY_STEPS = 32
+
+PROMPT = ("The lighthouse keeper climbed 117 steps every morning, wiped the glass and "
+          "counted the ships: a ferry, two yachts and a cargo ship in the rain.")
+
+# Each case: checkpoint options, compile options. All have >= 7 layers so both layer
+# kinds run, and prompt + generation longer than the window so the ring buffers wrap.
+CASES = {
+    # Prompt > 2x window, prefilled in chunks of 5 tokens.
+    "flat_f32_chunked": {
+        "ckpt": ["--form", "flat", "--dtype", "f32", "--layers", "7", "--window", "8",
+                 "--seed", "4"],
+        "compile": ["--dtype", "f32", "--max-chunk", "5"],
+        "module_dtype": "f32",
+        "min_prompt": 17,
+    },
+    # bf16 checkpoint, multimodal layout, 8 padding rows that must not be scored;
+    # hidden 48 != heads * head_dim (64), and sqrt(48) is not a bf16 number, so the
+    # embedding scale's rounding to bf16 shows.
+    "nested_bf16_pad": {
+        "ckpt": ["--form", "nested", "--dtype", "bf16", "--pad-rows", "8", "--layers", "7",
+                 "--hidden", "48", "--seed", "1"],
+        "compile": ["--dtype", "bf16"],
+        "module_dtype": "bf16",
+        "min_prompt": 9,
+    },
+    # Newer multimodal layout in 3 shards, explicit layer_types, f32 compiled to bf16.
+    "nested_new_sharded_bf16": {
+        "ckpt": ["--form", "nested-new", "--dtype", "f32", "--shards", "3", "--layer-types",
+                 "--layers", "8", "--seed", "2"],
+        "compile": ["--dtype", "bf16"],
+        "module_dtype": "bf16",
+        "min_prompt": 9,
+    },
+    # Linear RoPE scaling on the global layers.
+    "rope_scaling": {
+        "ckpt": ["--form", "flat", "--dtype", "f32", "--rope-scaling", "8", "--layers", "7",
+                 "--seed", "3"],
+        "compile": ["--dtype", "f32"],
+        "module_dtype": "f32",
+        "min_prompt": 9,
+    },
+}
+
+
+class Failure(Exception):
+    pass
+
+
+def run(cmd, what, timeout=300):
+    try:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=timeout)
+    except FileNotFoundError:
+        raise Failure("%s: %s not found" % (what, cmd[0]))
+    except subprocess.TimeoutExpired:
+        raise Failure("%s: timed out after %d s: %s" % (what, timeout, " ".join(cmd)))
+    if proc.returncode != 0:
+        raise Failure("%s failed (exit %d): %s\n--- stdout ---\n%s\n--- stderr ---\n%s" %
+                      (what, proc.returncode, " ".join(cmd),
+                       proc.stdout.decode("utf-8", "replace")[-3000:],
+                       proc.stderr.decode("utf-8", "replace")[-3000:]))
+    return proc.stdout.decode("utf-8", "replace")
+
+
+def make_checkpoint(out, opts):
+    run([sys.executable, MAKE_CHECKPOINT, "--out", out] + opts, "make_checkpoint.py")
+
+
+def eos_ids(ckpt):
+    with open(os.path.join(ckpt, "config.json")) as f:
+        cfg = json.load(f)
+    eos = cfg.get("eos_token_id", cfg.get("text_config", {}).get("eos_token_id", 1))
+    return set(eos if isinstance(eos, list) else [eos])
+
+
+def compare_logits(got, ref, rel_tol, prompt_ids):
+    """Fails with a per-position table when |got - ref| exceeds the tolerance."""
+    if got.shape != ref.shape:
+        raise Failure("dumped logits have shape %s, expected %s ([prompt positions, "
+                      "scored rows])" % (got.shape, ref.shape))
+    if not np.all(np.isfinite(got)):
+        bad = np.argwhere(~np.isfinite(got))[0]
+        raise Failure("dumped logits hold non-finite values, first at position %d row %d" %
+                      tuple(bad))
+    rng = float(ref.max() - ref.min())
+    tol = rel_tol * rng
+    err = np.abs(got.astype(np.float64) - ref)
+    worst = float(err.max())
+    print("prompt logits: %d positions x %d rows, max abs error %.3g, tolerance %.3g "
+          "(%.0e of range %.3g)" % (ref.shape[0], ref.shape[1], worst, tol, rel_tol, rng))
+    if worst <= tol:
+        return tol
+    lines = ["prompt logits differ from the reference by %.4g > tolerance %.4g" %
+             (worst, tol),
+             " pos    id  max|err|  at row   engine    reference  argmax eng/ref"]
+    over = [t for t in range(ref.shape[0]) if err[t].max() > tol]
+    for t in over[:40]:
+        r = int(err[t].argmax())
+        lines.append("%4d %5d %9.3g  %6d %9.4f %9.4f   %5d/%-5d" %
+                     (t, prompt_ids[t], err[t, r], r, got[t, r], ref[t, r],
+                      int(got[t].argmax()), int(ref[t].argmax())))
+    lines.append("%d of %d positions over the tolerance, the first at position %d" %
+                 (len(over), ref.shape[0], over[0]))
+    raise Failure("\n".join(lines))
+
+
+def compare_greedy(got, ref, margins, ranges, rel_tol, eos, prompt_len, window):
+    n = len(got)
+    # gemma-run may stop early at <eos>/<end_of_turn>; the stop token may or may not be
+    # reported, so accept either as long as the reference agrees it stops there.
+    stopped = n < len(ref) and ((n > 0 and got[-1] in eos) or ref[n] in eos)
+    if n != len(ref) and not stopped:
+        raise Failure("gemma-run generated %d tokens, expected %d (no stop token)\n"
+                      "engine:    %s\nreference: %s" % (n, len(ref), got, ref))
+    compared = min(n, len(ref))
+    # Margins first: if the reference cannot tell its top two tokens apart by clearly
+    # more than the tolerance, agreement (or disagreement) would prove nothing.
+    for i in range(compared):
+        need = MARGIN_FACTOR * rel_tol * ranges[i]
+        if margins[i] <= need:
+            raise Failure(
+                "the test model is ill-conditioned: at greedy step %d the reference's "
+                "top-1 margin is %.3g, not more than %g x the tolerance (%.3g); change the "
+                "case's --seed or prompt" % (i, margins[i], MARGIN_FACTOR, need))
+    if got[:compared] != ref[:compared]:
+        first = next(i for i in range(compared) if got[i] != ref[i])
+        lines = ["greedy tokens differ from the reference from step %d on" % first,
+                 " step  engine  reference  ref margin"]
+        for i in range(compared):
+            lines.append("%5d %7d %10d %11.4f%s" % (i, got[i], ref[i], margins[i],
+                                                    "  <--" if got[i] != ref[i] else ""))
+        lines.append("step %d predicts sequence position %d (prompt %d tokens, sliding "
+                     "window %d): the prompt logits matched, so suspect decoding with a "
+                     "KV cache" % (first, prompt_len + first, prompt_len, window))
+        raise Failure("\n".join(lines))
+    if compared:
+        print("greedy: %d tokens identical, smallest reference margin %.3g (%.1fx the "
+              "tolerance)" % (compared, min(margins[:compared]),
+                             min(m / (rel_tol * r) for m, r in
+                                 zip(margins[:compared], ranges[:compared]))))
+
+
+def run_case(name, bin_dir, work):
+    case = CASES[name]
+    os.makedirs(work, exist_ok=True)
+    ckpt = os.path.join(work, "ckpt")
+    module = os.path.join(work, "model.gmc")
+    dump = os.path.join(work, "prompt_logits.npy")
+    for path in (module, dump):
+        if os.path.exists(path):
+            os.remove(path)
+    make_checkpoint(ckpt, case["ckpt"])
+    compile_tool = os.path.join(bin_dir, "gemma-compile")
+    run_tool = os.path.join(bin_dir, "gemma-run")
+    run([compile_tool, ckpt, "-o", module] + case["compile"], "gemma-compile")
+    out = run([run_tool, module, "-p", PROMPT, "--raw", "-n", str(GREEDY_STEPS), "--temp",
+               "0", "--json", "--dump-logits", dump, "--threads", "2"], "gemma-run")
+    try:
+        result = json.loads(out)
+        prompt_ids = [int(t) for t in result["prompt_ids"]]
+        generated = [int(t) for t in result["generated_ids"]]
+    except (ValueError, KeyError, TypeError) as e:
+        raise Failure("gemma-run --json: expected one JSON object with prompt_ids and "
+                      "generated_ids (%s); stdout was:\n%s" % (e, out[-3000:]))
+    if not prompt_ids or prompt_ids[0] != 2:
+        raise Failure("prompt_ids should start with <bos> (2) under --raw: %s" % prompt_ids)
+    if len(prompt_ids) < case["min_prompt"]:
+        raise Failure("the prompt has %d tokens; this case needs at least %d" %
+                      (len(prompt_ids), case["min_prompt"]))
+    if not os.path.exists(dump):
+        raise Failure("gemma-run did not write %s" % dump)
+    try:
+        got = np.load(dump)
+    except (OSError, ValueError) as e:
+        raise Failure("%s: not a readable .npy file (%s)" % (dump, e))
+    if got.dtype != np.float32 or got.ndim != 2:
+        raise Failure("%s: expected a 2-D float32 array, got %s %s" %
+                      (dump, got.dtype, got.shape))
+
+    dtype = case["module_dtype"]
+    model = reference.Model(ckpt, compile_dtype=dtype)
+    rows = model.default_rows()
+    ref = model.logits(prompt_ids, rows)
+    rel_tol = REL_TOL[dtype]
+    compare_logits(got, ref, rel_tol, prompt_ids)
+    gen, margins, ranges = model.greedy(prompt_ids, GREEDY_STEPS, rows)
+    compare_greedy(generated, gen, margins, ranges, rel_tol, eos_ids(ckpt), len(prompt_ids),
+                   model.cfg.window)
+    print("e2e %s: OK (%d prompt tokens, window %d, %d layers)" %
+          (name, len(prompt_ids), model.cfg.window, model.cfg.layers))
+
+
+# ---------------------------------------------------------------------------------
+# Self-test of the reference (no C++ involved).
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failure("reference self-test: " + msg)
+
+
+def selftest(work):
+    os.makedirs(work, exist_ok=True)
+    flat = os.path.join(work, "flat")
+    make_checkpoint(flat, ["--form", "flat", "--dtype", "f32", "--window", "8"])
+    tok = os.path.join(flat, "tokenizer.model")
+    nested_new = os.path.join(work, "nested_new")
+    make_checkpoint(nested_new, ["--form", "nested-new", "--dtype", "f32", "--shards", "3",
+                                 "--window", "8", "--layer-types", "--tokenizer", tok])
+    nested_bf16 = os.path.join(work, "nested_bf16")
+    make_checkpoint(nested_bf16, ["--form", "nested", "--dtype", "bf16", "--window", "8",
+                                  "--tokenizer", tok])
+    scaled = os.path.join(work, "scaled")
+    make_checkpoint(scaled, ["--form", "flat", "--dtype", "f32", "--window", "8",
+                             "--rope-scaling", "8", "--tokenizer", tok])
+
+    m = reference.Model(flat)
+    W = m.cfg.window
+    check(m.cfg.sliding == [True] * 5 + [False, True],
+          "layer kinds %s, expected 5 sliding, 1 global, 1 sliding" % m.cfg.sliding)
+    rng = np.random.default_rng(7)
+    ids = [2] + [int(t) for t in rng.integers(4, m.default_rows(), 39)]
+    T = len(ids)
+
+    # Known values of the pieces.
+    g = reference.Model.gelu_tanh(np.array([-1.0, 0.0, 1.0]))
+    check(np.allclose(g, [-0.15880800939172324, 0.0, 0.8411919906082768], rtol=0,
+                      atol=1e-12), "gelu_tanh values %s" % g)
+    x = rng.normal(size=(5, 2, 16))
+    y = reference.Model.rope(x, np.arange(5), 10000.0, 1.0)
+    check(np.allclose(np.linalg.norm(y, axis=-1), np.linalg.norm(x, axis=-1)),
+          "RoPE does not preserve norms")
+    check(np.allclose(y[0], x[0]), "RoPE at position 0 is not the identity")
+    # RoPE makes q.k depend on the distance only: shift both positions by 3.
+    q, k = x[0, 0], x[1, 1]
+    d1 = reference.Model.rope(q[None, None], np.array([4]), 1e4, 1.0)[0, 0] @ \
+        reference.Model.rope(k[None, None], np.array([1]), 1e4, 1.0)[0, 0]
+    d2 = reference.Model.rope(q[None, None], np.array([7]), 1e4, 1.0)[0, 0] @ \
+        reference.Model.rope(k[None, None], np.array([4]), 1e4, 1.0)[0, 0]
+    check(abs(d1 - d2) < 1e-9, "RoPE scores depend on absolute position (%g vs %g)" %
+          (d1, d2))
+
+    # Causality: the logits at t of the full sequence equal those of the prefix [:t+1].
+    full = m.logits(ids)
+    for t in (0, 1, W - 1, W, 2 * W + 3, T - 2):
+        pre = m.logits(ids[:t + 1])[-1]
+        check(np.allclose(full[t], pre, rtol=0, atol=1e-10),
+              "position %d depends on later tokens (max diff %g)" %
+              (t, np.abs(full[t] - pre).max()))
+
+    # A sliding layer ignores keys at distance >= W and sees distance W - 1.
+    t = T - 1
+    base = m.hidden_states(ids, 1)[t]
+    far = list(ids)
+    for j in range(1, t - W + 1):
+        far[j] = (far[j] + 1) % m.default_rows()
+    check(np.array_equal(m.hidden_states(far, 1)[t], base),
+          "sliding layer 0 sees tokens more than W-1 = %d positions back" % (W - 1))
+    near = list(ids)
+    near[t - W + 1] = (near[t - W + 1] + 1) % m.default_rows()
+    check(np.abs(m.hidden_states(near, 1)[t] - base).max() > 1e-6,
+          "sliding layer 0 ignores the token W-1 = %d positions back" % (W - 1))
+    # Five sliding layers reach back 5 * (W - 1) = 35 positions; the global layer 5 then
+    # sees everything.
+    first = list(ids)
+    first[1] = (first[1] + 1) % m.default_rows()
+    check(t - 1 > 5 * (W - 1), "self-test sequence too short")
+    check(np.array_equal(m.hidden_states(first, 5)[t], m.hidden_states(ids, 5)[t]),
+          "five sliding layers see further than 5 * (W - 1) positions")
+    check(np.abs(m.hidden_states(first, 6)[t] - m.hidden_states(ids, 6)[t]).max() > 1e-6,
+          "the global layer 5 does not see the whole sequence")
+
+    # The loader: the same seed in another layout, sharded, with explicit layer_types,
+    # gives bit-identical logits.
+    check(np.array_equal(reference.Model(nested_new).logits(ids), full),
+          "nested-new sharded checkpoint with layer_types differs from the flat one")
+    # bf16: a bf16 checkpoint equals the f32 one rounded to bf16 (norm weights are
+    # rounded in the file but not by --compile-dtype, so compare with the norms of the
+    # bf16 file put into the f32 model).
+    mb = reference.Model(nested_bf16)
+    mr = reference.Model(flat, compile_dtype="bf16")
+    check(mb.embed_scale == mr.embed_scale == 8.0, "embed scale for hidden 64 is not 8")
+    for a, b in zip(mb.layers, mr.layers):
+        for key in ("q", "k", "v", "o", "gate", "up", "down"):
+            check(np.array_equal(a[key], b[key]),
+                  "bf16 file and --compile-dtype bf16 disagree on %s" % key)
+    check(np.array_equal(mb.embed, mr.embed), "bf16 embedding differs")
+    rel = np.abs(mr.embed - m.embed).max() / np.abs(m.embed).max()
+    check(0 < rel <= 2.0 ** -8, "bf16 rounding error %g outside (0, 2^-8]" % rel)
+    # Linear RoPE scaling changes global layers only: with 5 sliding layers first, the
+    # states after layer 5 are identical and the states after layer 6 differ.
+    ms = reference.Model(scaled)
+    check(ms.cfg.global_factor == 8.0, "rope_scaling factor not read")
+    check(np.array_equal(ms.hidden_states(ids, 5), m.hidden_states(ids, 5)),
+          "RoPE scaling changed a sliding layer")
+    check(np.abs(ms.hidden_states(ids, 6) - m.hidden_states(ids, 6)).max() > 1e-6,
+          "RoPE scaling did not change the global layer")
+    # Padding rows are not scored.
+    check(m.logits(ids[:3], 100).shape == (3, 100), "rows argument ignored")
+    print("reference self-test: OK")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--case", required=True, choices=sorted(CASES) + ["selftest"])
+    ap.add_argument("--bin-dir", help="directory holding gemma-compile and gemma-run")
+    ap.add_argument("--work-dir", required=True)
+    args = ap.parse_args()
+    try:
+        if args.case == "selftest":
+            selftest(args.work_dir)
+        else:
+            if not args.bin_dir:
+                ap.error("--bin-dir is required for case %s" % args.case)
+            run_case(args.case, args.bin_dir, args.work_dir)
+    except (Failure, reference.ReferenceError) as e:
+        sys.stderr.write("FAIL %s:\n%s\n" % (args.case, e))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+// Shared fixture of the CPU backend tests: loads the plugin either through
+// the static entry or from libgemmac_cpu.so (the test parameter), creates a
+// backend, and offers small helpers to prepare and launch one op. Also the
+// tests' own weight encodings (f32 -> bf16/f16 and back), written here from
+// the IEEE definitions so they share no code with the backend.
+#ifndef GEMMAC_TEST_UNIT_CPU_CPU_TEST_SUPPORT_H_
+#define GEMMAC_TEST_UNIT_CPU_CPU_TEST_SUPPORT_H_
+
+#include <cstdint>
+#include <initializer_list>
+#include <ostream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "gemmac/plugin.h"
+
+namespace gemmac::cpu_test {
+
+enum class Linkage { kStatic, kShared };
+
+// Loads the plugin table. For kShared, *dl receives the dlopen handle.
+// Returns an empty string on success, else what went wrong.
+std::string LoadPlugin(Linkage linkage, gemmac_plugin_api *api, void **dl);
+
+// Test-side numeric formats.
+uint16_t Bf16FromFloat(float f); // round to nearest even
+double Bf16ToDouble(uint16_t h);
+uint16_t F16FromFloat(float f); // round to nearest; finite inputs
+double F16ToDouble(uint16_t h); // from the IEEE 754 definition
+
+// A weight tensor's stored bytes and the exact values they hold.
+struct Weights {
+  int32_t dtype = GEMMAC_DTYPE_F32;
+  std::vector<uint8_t> bytes;
+  std::vector<double> values;
+  void *data() { return bytes.data(); }
+};
+Weights MakeWeights(int32_t dtype, size_t n, std::mt19937 &rng, float lo,
+                    float hi);
+
+std::vector<float> Uniform(size_t n, std::mt19937 &rng, float lo, float hi);
+
+gemmac_tensor Tensor(void *data, int32_t dtype,
+                     std::initializer_list<int64_t> shape);
+gemmac_op_attrs Attrs();
+gemmac_exec_context Context(int64_t past, int64_t tokens,
+                            const gemmac_kv_cache *kv = nullptr,
+                            uint32_t num_kv = 0);
+
+const char *DTypeName(int32_t dtype);
+
+class CpuPluginTest : public ::testing::TestWithParam<Linkage> {
+protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  // Prepares op with the given dtypes (output f32); fails the test if the
+  // plugin refuses.
+  gemmac_kernel *Prepare(int32_t op, const gemmac_op_attrs &attrs,
+                         std::vector<int32_t> inputs,
+                         int32_t output = GEMMAC_DTYPE_F32);
+  // Returns the code; *message gets the plugin's message on failure.
+  int32_t Launch(gemmac_kernel *kernel, std::vector<gemmac_tensor> inputs,
+                 gemmac_tensor output, const gemmac_exec_context *context,
+                 std::string *message = nullptr);
+  // Prepare, launch and release; the launch must succeed.
+  void Run(int32_t op, const gemmac_op_attrs &attrs,
+           std::vector<int32_t> dtypes, std::vector<gemmac_tensor> inputs,
+           gemmac_tensor output, const gemmac_exec_context *context = nullptr);
+  gemmac_op_desc Desc(int32_t op, const gemmac_op_attrs &attrs,
+                      const std::vector<int32_t> &inputs,
+                      const int32_t *output);
+
+  gemmac_plugin_api api_{};
+  void *dl_ = nullptr;
+  gemmac_backend *backend_ = nullptr;
+  std::vector<gemmac_kernel *> kernels_;
+};
+
+std::string LinkageName(const ::testing::TestParamInfo<Linkage> &info);
+inline void PrintTo(Linkage linkage, std::ostream *os) {
+  *os << (linkage == Linkage::kStatic ? "static entry" : "libgemmac_cpu.so");
+}
+
+#define GEMMAC_CPU_INSTANTIATE(Suite)                                          \
+  INSTANTIATE_TEST_SUITE_P(                                                    \
+      Linkage, Suite, ::testing::Values(Linkage::kStatic, Linkage::kShared),   \
+      LinkageName)
+
+} // namespace gemmac::cpu_test
+
+#endif // GEMMAC_TEST_UNIT_CPU_CPU_TEST_SUPPORT_H_

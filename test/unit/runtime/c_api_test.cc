@@ -1,0 +1,328 @@
+// The C API: status ownership, the load -> session -> generate flow, chat
+// continuation, stop strings, and cancellation from another thread.
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <gtest/gtest.h>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "gemmac/runtime.h"
+#include "test_module.h"
+
+namespace {
+
+using gemmac::test::BuildTinyGemma;
+using gemmac::test::TempPath;
+using gemmac::test::TinyConfig;
+
+class CApiTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    path_ = TempPath("capi.gmc");
+    gemmac::test::WriteModule(BuildTinyGemma(TinyConfig()), path_);
+    const char *plugins[] = {GEMMAC_TESTREF_SO};
+    gemmac_runtime_options ro = {};
+    ro.struct_size = sizeof(ro);
+    ro.plugin_paths = plugins;
+    ro.num_plugin_paths = 1;
+    ro.search_plugins = 0;
+    ASSERT_EQ(gemmac_runtime_create(&ro, &rt_), nullptr);
+    gemmac_status *st = gemmac_module_load(rt_, path_.c_str(), &module_);
+    ASSERT_EQ(st, nullptr) << gemmac_status_message(st);
+  }
+  void TearDown() override {
+    gemmac_module_release(module_);
+    gemmac_runtime_release(rt_);
+    std::remove(path_.c_str());
+  }
+  gemmac_session *NewSession(int32_t ctx = 64) {
+    gemmac_session_options so = {};
+    so.struct_size = sizeof(so);
+    so.context_length = ctx;
+    so.batch_size = 1;
+    gemmac_session *s = nullptr;
+    gemmac_status *st = gemmac_session_create(rt_, module_, &so, &s);
+    EXPECT_EQ(st, nullptr) << gemmac_status_message(st);
+    gemmac_status_free(st);
+    return s;
+  }
+
+  std::string path_;
+  gemmac_runtime *rt_ = nullptr;
+  gemmac_module *module_ = nullptr;
+};
+
+struct Collected {
+  std::string text;
+  std::vector<int32_t> ids;
+};
+
+int32_t Collect(void *user, int32_t token, const char *text, size_t len) {
+  auto *c = static_cast<Collected *>(user);
+  c->text.append(text, len);
+  if (token >= 0)
+    c->ids.push_back(token);
+  return 0;
+}
+
+gemmac_sampling_params Greedy() {
+  gemmac_sampling_params p = {};
+  p.struct_size = sizeof(p);
+  p.temperature = 0;
+  p.top_p = 1;
+  return p;
+}
+
+TEST(CApiStatus, OwnershipAndNull) {
+  EXPECT_EQ(gemmac_status_code_of(nullptr), GEMMAC_STATUS_OK);
+  EXPECT_STREQ(gemmac_status_message(nullptr), "");
+  gemmac_status_free(nullptr);
+  gemmac_runtime *rt = nullptr;
+  gemmac_runtime_options ro = {};
+  ro.struct_size = sizeof(ro);
+  ASSERT_EQ(gemmac_runtime_create(&ro, &rt), nullptr);
+  gemmac_module *m = reinterpret_cast<gemmac_module *>(0x1);
+  gemmac_status *st = gemmac_module_load(rt, "/nonexistent/m.gmc", &m);
+  ASSERT_NE(st, nullptr);
+  EXPECT_EQ(m, nullptr); // out is cleared on failure
+  EXPECT_EQ(gemmac_status_code_of(st), GEMMAC_STATUS_NOT_FOUND);
+  EXPECT_NE(std::string(gemmac_status_message(st)).find("/nonexistent/m.gmc"),
+            std::string::npos);
+  gemmac_status_free(st); // the caller owns it; ASan/valgrind would flag a leak
+  st = gemmac_runtime_load_plugin(rt, GEMMAC_BAD_ABI_SO);
+  EXPECT_EQ(gemmac_status_code_of(st), GEMMAC_STATUS_UNIMPLEMENTED);
+  EXPECT_NE(std::string(gemmac_status_message(st)).find("speaks ABI 2.0"),
+            std::string::npos);
+  gemmac_status_free(st);
+  st = gemmac_session_create(rt, nullptr, nullptr, nullptr);
+  EXPECT_EQ(gemmac_status_code_of(st), GEMMAC_STATUS_INVALID_ARGUMENT);
+  gemmac_status_free(st);
+  gemmac_runtime_release(rt);
+}
+
+TEST_F(CApiTest, InfoAndOlderStructSizes) {
+  gemmac_module_info info = {};
+  info.struct_size = sizeof(info);
+  ASSERT_EQ(gemmac_module_get_info(module_, &info), nullptr);
+  EXPECT_EQ(info.hidden_size, 16);
+  EXPECT_EQ(info.tokenizer_vocab_size, GEMMAC_RUNTIME_TEST_VOCAB);
+  EXPECT_EQ(info.vocab_size, GEMMAC_RUNTIME_TEST_VOCAB + 3);
+  EXPECT_EQ(info.bos_id, 2);
+  ASSERT_EQ(info.num_stop_ids, 2u);
+  EXPECT_EQ(info.stop_ids[1], 5);
+  EXPECT_EQ(info.prefill_max_tokens, 8);
+  EXPECT_STREQ(gemmac_module_function_name(module_, 1), "decode");
+  // A caller compiled against a shorter struct gets only what fits.
+  gemmac_module_info small = {};
+  small.struct_size = offsetof(gemmac_module_info, producer);
+  small.family = 77;
+  ASSERT_EQ(gemmac_module_get_info(module_, &small), nullptr);
+  EXPECT_EQ(small.version_major, 1u);
+  EXPECT_EQ(small.family, 77); // untouched: past the caller's struct_size
+  EXPECT_EQ(gemmac_module_verify_checksums(module_), nullptr);
+
+  gemmac_session_options so = {};
+  so.struct_size = sizeof(so);
+  so.batch_size = 2;
+  gemmac_session *s = nullptr;
+  gemmac_status *st = gemmac_session_create(rt_, module_, &so, &s);
+  EXPECT_EQ(gemmac_status_code_of(st), GEMMAC_STATUS_UNIMPLEMENTED);
+  gemmac_status_free(st);
+}
+
+TEST_F(CApiTest, GenerateStreamsTextAndReportsStats) {
+  gemmac_session *s = NewSession();
+  ASSERT_NE(s, nullptr);
+  EXPECT_STREQ(gemmac_session_backend_name(s), "testref");
+  int32_t *ids = nullptr;
+  size_t n = 0;
+  ASSERT_EQ(gemmac_session_tokenize(s, "Once upon a time", 16, 1, &ids, &n),
+            nullptr);
+  ASSERT_GT(n, 2u);
+  EXPECT_EQ(ids[0], 2);
+  ASSERT_EQ(gemmac_session_append_tokens(s, ids, n), nullptr);
+  gemmac_free(ids);
+  size_t cols = 0;
+  ASSERT_NE(gemmac_session_last_logits(s, &cols), nullptr);
+  EXPECT_EQ(cols, size_t(GEMMAC_RUNTIME_TEST_VOCAB));
+
+  Collected c;
+  gemmac_sampling_params p = Greedy();
+  ASSERT_EQ(gemmac_session_generate(s, &p, 10, Collect, &c), nullptr);
+  ASSERT_FALSE(c.ids.empty());
+  // The streamed text is the detokenized ids.
+  char *text = nullptr;
+  size_t len = 0;
+  ASSERT_EQ(
+      gemmac_session_detokenize(s, c.ids.data(), c.ids.size(), &text, &len),
+      nullptr);
+  EXPECT_EQ(c.text, std::string(text, len));
+  gemmac_free(text);
+
+  gemmac_session_stats st = {};
+  st.struct_size = sizeof(st);
+  ASSERT_EQ(gemmac_session_get_stats(s, &st), nullptr);
+  EXPECT_EQ(st.prompt_tokens, int64_t(n));
+  EXPECT_GT(st.prefill_tokens_per_second, 0);
+  EXPECT_GT(st.time_to_first_token, 0);
+  EXPECT_GT(st.kv_cache_bytes, 0u);
+  EXPECT_GT(st.arena_bytes, 0u);
+  EXPECT_EQ(st.context_length, 64);
+  size_t total = 0;
+  gemmac_session_tokens(s, &total);
+  EXPECT_EQ(st.position, int64_t(total));
+  EXPECT_TRUE(st.stop_reason == GEMMAC_STOP_MAX_TOKENS ||
+              st.stop_reason == GEMMAC_STOP_TOKEN);
+  gemmac_session_release(s);
+}
+
+TEST_F(CApiTest, SameSeedSameTokens) {
+  std::vector<int32_t> runs[2];
+  for (auto &out : runs) {
+    gemmac_session *s = NewSession();
+    ASSERT_EQ(gemmac_session_append_text(s, "The lighthouse", 14), nullptr);
+    gemmac_sampling_params p = Greedy();
+    p.temperature = 1.5f;
+    p.seed = 1234;
+    Collected c;
+    ASSERT_EQ(gemmac_session_generate(s, &p, 8, Collect, &c), nullptr);
+    out = c.ids;
+    gemmac_session_release(s);
+  }
+  EXPECT_EQ(runs[0], runs[1]);
+}
+
+TEST_F(CApiTest, StopStringCutsTheText) {
+  gemmac_session *s = NewSession();
+  ASSERT_EQ(gemmac_session_append_text(s, "Once", 4), nullptr);
+  gemmac_sampling_params p = Greedy();
+  Collected full;
+  ASSERT_EQ(gemmac_session_generate(s, &p, 16, Collect, &full), nullptr);
+  if (full.text.size() < 6)
+    GTEST_SKIP() << "greedy output too short for a stop string";
+  std::string stop = full.text.substr(3, 2);
+  size_t cut = full.text.find(stop);
+  gemmac_session_reset(s);
+  ASSERT_EQ(gemmac_session_append_text(s, "Once", 4), nullptr);
+  const char *stops[] = {stop.c_str()};
+  p.stop_strings = stops;
+  p.num_stop_strings = 1;
+  Collected got;
+  ASSERT_EQ(gemmac_session_generate(s, &p, 16, Collect, &got), nullptr);
+  EXPECT_EQ(got.text, full.text.substr(0, cut));
+  gemmac_session_stats st = {};
+  st.struct_size = sizeof(st);
+  gemmac_session_get_stats(s, &st);
+  EXPECT_EQ(st.stop_reason, GEMMAC_STOP_STRING);
+  gemmac_session_release(s);
+}
+
+TEST_F(CApiTest, ChatContinuationPrefillsOnlyTheNewTurn) {
+  gemmac_session *s = NewSession();
+  gemmac_chat_message first[] = {
+      {sizeof(gemmac_chat_message), "system", "Be brief."},
+      {sizeof(gemmac_chat_message), "user", "Count ships."}};
+  ASSERT_EQ(gemmac_session_append_chat(s, first, 2, 1), nullptr);
+  size_t n1 = 0;
+  const int32_t *t = gemmac_session_tokens(s, &n1);
+  EXPECT_EQ(t[0], 2); // BOS
+  EXPECT_EQ(t[1], 4); // <start_of_turn>
+  std::vector<int32_t> before(t, t + n1);
+  gemmac_sampling_params p = Greedy();
+  ASSERT_EQ(gemmac_session_generate(s, &p, 4, nullptr, nullptr), nullptr);
+  size_t n2 = 0;
+  gemmac_session_tokens(s, &n2);
+  gemmac_session_stats st = {};
+  st.struct_size = sizeof(st);
+  gemmac_session_get_stats(s, &st);
+  int64_t prompt_before = st.prompt_tokens;
+
+  gemmac_chat_message second[] = {
+      {sizeof(gemmac_chat_message), "user", "Why?"}};
+  ASSERT_EQ(gemmac_session_append_chat(s, second, 1, 1), nullptr);
+  size_t n3 = 0;
+  t = gemmac_session_tokens(s, &n3);
+  // History kept: the old tokens are a prefix, and only the new turn was
+  // prefilled (the last generated token was run by decode).
+  ASSERT_GT(n3, n2);
+  EXPECT_TRUE(std::equal(before.begin(), before.end(), t));
+  gemmac_session_get_stats(s, &st);
+  EXPECT_EQ(st.prompt_tokens - prompt_before, int64_t(n3 - n2));
+  // The new turn closes the model turn and opens a user turn.
+  std::vector<int32_t> tail(t + n2, t + n3);
+  EXPECT_NE(std::find(tail.begin(), tail.end(), 4), tail.end());
+  if (t[n2 - 1] != 5)
+    EXPECT_EQ(tail[0], 5); // <end_of_turn> closes the model turn
+  gemmac_session_release(s);
+}
+
+struct CancelState {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool first_token = false;
+  bool cancelled = false;
+};
+
+int32_t WaitForCancel(void *user, int32_t, const char *, size_t) {
+  auto *c = static_cast<CancelState *>(user);
+  std::unique_lock<std::mutex> lock(c->mu);
+  c->first_token = true;
+  c->cv.notify_all();
+  c->cv.wait(lock, [&] { return c->cancelled; });
+  return 0; // keep going: the session itself must notice the cancel
+}
+
+TEST_F(CApiTest, CancelFromAnotherThread) {
+  gemmac_session *s = NewSession();
+  ASSERT_EQ(gemmac_session_append_text(s, "Once upon", 9), nullptr);
+  CancelState cs;
+  std::thread canceller([&] {
+    std::unique_lock<std::mutex> lock(cs.mu);
+    cs.cv.wait(lock, [&] { return cs.first_token; });
+    gemmac_session_cancel(s);
+    cs.cancelled = true;
+    cs.cv.notify_all();
+  });
+  gemmac_sampling_params p = Greedy();
+  gemmac_status *st = gemmac_session_generate(s, &p, 40, WaitForCancel, &cs);
+  {
+    // Release the canceller even if no token reached the callback.
+    std::lock_guard<std::mutex> lock(cs.mu);
+    cs.first_token = true;
+    cs.cv.notify_all();
+  }
+  canceller.join();
+  gemmac_session_stats stats = {};
+  stats.struct_size = sizeof(stats);
+  gemmac_session_get_stats(s, &stats);
+  if (stats.stop_reason == GEMMAC_STOP_TOKEN && st == nullptr) {
+    GTEST_SKIP() << "the model stopped on its own after one token";
+  }
+  ASSERT_NE(st, nullptr);
+  EXPECT_EQ(gemmac_status_code_of(st), GEMMAC_STATUS_CANCELLED);
+  gemmac_status_free(st);
+  EXPECT_EQ(stats.generated_tokens, 1);
+  // The request is cleared: the session keeps working.
+  Collected c;
+  EXPECT_EQ(gemmac_session_generate(s, &p, 2, Collect, &c), nullptr);
+  gemmac_session_release(s);
+}
+
+TEST_F(CApiTest, ReleaseOrderDoesNotMatter) {
+  gemmac_session *s = NewSession();
+  // Drop our references first: the session keeps module and runtime alive.
+  gemmac_module_release(module_);
+  gemmac_runtime_release(rt_);
+  module_ = nullptr;
+  rt_ = nullptr;
+  EXPECT_EQ(gemmac_session_append_text(s, "Once", 4), nullptr);
+  Collected c;
+  gemmac_sampling_params p = Greedy();
+  EXPECT_EQ(gemmac_session_generate(s, &p, 3, Collect, &c), nullptr);
+  gemmac_session_release(s);
+}
+
+} // namespace

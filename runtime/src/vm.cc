@@ -40,20 +40,22 @@ Status FunctionProgram::Prepare(Backend *backend, const Module &module,
       step.where += " at " + ins->location()->str();
     step.where += ")";
 
+    // Inputs and outputs are laid out the same way: appended to operands_,
+    // their dtypes collected for prepare().
+    auto append = [&](const flatbuffers::Vector<uint32_t> &ids,
+                      std::vector<int32_t> &dtypes) {
+      dtypes.clear();
+      for (uint32_t id : ids) {
+        p->operands_.push_back(describe(id));
+        dtypes.push_back(p->operands_.back().dtype);
+      }
+    };
     step.first_in = static_cast<uint32_t>(p->operands_.size());
     step.num_in = ins->inputs()->size();
-    in_dtypes.clear();
-    for (uint32_t id : *ins->inputs()) {
-      p->operands_.push_back(describe(id));
-      in_dtypes.push_back(p->operands_.back().dtype);
-    }
+    append(*ins->inputs(), in_dtypes);
     step.first_out = static_cast<uint32_t>(p->operands_.size());
     step.num_out = ins->outputs()->size();
-    out_dtypes.clear();
-    for (uint32_t id : *ins->outputs()) {
-      p->operands_.push_back(describe(id));
-      out_dtypes.push_back(p->operands_.back().dtype);
-    }
+    append(*ins->outputs(), out_dtypes);
 
     gemmac_op_desc desc{};
     desc.struct_size = sizeof(desc);

@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 #define GEMMAC_PLUGIN_ABI_MAJOR 1
-#define GEMMAC_PLUGIN_ABI_MINOR 0
+#define GEMMAC_PLUGIN_ABI_MINOR 1
 
 #if defined(_WIN32)
 #define GEMMAC_PLUGIN_EXPORT __declspec(dllexport)
@@ -37,13 +37,51 @@ extern "C" {
 #define GEMMAC_PLUGIN_EXPORT __attribute__((visibility("default")))
 #endif
 
-/* Element types. Values equal gemmac.schema.DType. */
+/* Element types. Values equal gemmac.schema.DType.
+ *
+ * The quantized weight types are block formats over a logical [rows, cols]
+ * matrix (rows = output features, cols = input features); docs/quantization.md
+ * is the full specification. Little-endian; f16 is IEEE half.
+ *   Q8C:    int8 q[rows][cols], then f32 scale[rows];  w = q * scale[row].
+ *   Q4G32:  per row, cols/32 blocks of 18 bytes: f16 d, u8 qs[16];
+ *           element j of a block is (j < 16 ? qs[j] & 15 : qs[j-16] >> 4),
+ *           w = (nibble - 8) * d.  (The GGUF Q4_0 block.)
+ *   Q4G128: per row, cols/128 blocks of 68 bytes: f16 d, f16 m, u8 qs[64];
+ *           element j is (j < 64 ? qs[j] & 15 : qs[j-64] >> 4),
+ *           w = nibble * d + m.
+ *   I8:     KV cache only: int8 values with f32 scales (gemmac_kv_cache). */
 typedef enum gemmac_dtype {
   GEMMAC_DTYPE_F32 = 0,
   GEMMAC_DTYPE_BF16 = 1,
   GEMMAC_DTYPE_F16 = 2,
   GEMMAC_DTYPE_I32 = 3,
+  GEMMAC_DTYPE_I8 = 4,
+  GEMMAC_DTYPE_Q8C = 5,
+  GEMMAC_DTYPE_Q4G32 = 6,
+  GEMMAC_DTYPE_Q4G128 = 7,
+  GEMMAC_DTYPE_COUNT_ = 8,
 } gemmac_dtype;
+
+/* Bytes of a [rows, cols] weight of `dtype`, or -1 when `cols` does not fit
+ * the format's group size (or the dtype is not a weight type). */
+static inline int64_t gemmac_weight_bytes(int32_t dtype, int64_t rows,
+                                          int64_t cols) {
+  switch (dtype) {
+  case GEMMAC_DTYPE_F32:
+    return rows * cols * 4;
+  case GEMMAC_DTYPE_BF16:
+  case GEMMAC_DTYPE_F16:
+    return rows * cols * 2;
+  case GEMMAC_DTYPE_Q8C:
+    return rows * cols + rows * 4;
+  case GEMMAC_DTYPE_Q4G32:
+    return cols % 32 ? -1 : rows * (cols / 32) * 18;
+  case GEMMAC_DTYPE_Q4G128:
+    return cols % 128 ? -1 : rows * (cols / 128) * 68;
+  default:
+    return -1;
+  }
+}
 
 /* The op set. Values equal gemmac.schema.OpCode; semantics in docs/ops.md. */
 typedef enum gemmac_op {
@@ -58,8 +96,17 @@ typedef enum gemmac_op {
   GEMMAC_OP_SOFTCAP = 8,
   GEMMAC_OP_SCALE = 9,
   GEMMAC_OP_LM_HEAD = 10,
-  GEMMAC_OP_COUNT_ = 11,
+  /* Fused ops (ABI 1.1). */
+  GEMMAC_OP_ADD_RMS_NORM = 11,
+  GEMMAC_OP_QKV_PROJ = 12,
+  GEMMAC_OP_GATED_MLP = 13,
+  GEMMAC_OP_FINAL_HEAD = 14,
+  GEMMAC_OP_COUNT_ = 15,
 } gemmac_op;
+
+/* An optional input an instruction leaves out: its dtype in gemmac_op_desc is
+ * GEMMAC_DTYPE_NONE and its gemmac_tensor has data == NULL and rank 0. */
+#define GEMMAC_DTYPE_NONE (-1)
 
 /* Return codes of every fallible call. */
 typedef enum gemmac_plugin_code {
@@ -120,15 +167,20 @@ typedef struct gemmac_op_desc {
 /* The KV cache of one attention layer, allocated by the runtime with the
  * plugin's alloc(). Layout: k and v are [capacity, num_kv_heads, head_dim] in
  * dtype; position p lives in row p % capacity (a ring when capacity is smaller
- * than the context). */
+ * than the context). With dtype I8 (ABI 1.1), k_scale and v_scale are f32
+ * [capacity, num_kv_heads]: value = int8 * scale, one scale per position and
+ * KV head (symmetric, scale = max|x| / 127); they are NULL for F32. */
 typedef struct gemmac_kv_cache {
   size_t struct_size;
   void* k;
   void* v;
-  int32_t dtype; /* gemmac_dtype */
+  int32_t dtype; /* gemmac_dtype: F32 or I8 */
   int32_t capacity;
   int32_t num_kv_heads;
   int32_t head_dim;
+  /* ABI 1.1 */
+  float* k_scale;
+  float* v_scale;
 } gemmac_kv_cache;
 
 /* Per-call state the VM passes to every launch of one function call. */

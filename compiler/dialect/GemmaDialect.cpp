@@ -2,6 +2,7 @@
 
 #include "dialect/GemmaDialect.h"
 #include "dialect/GemmaOps.h"
+#include "dialect/GemmaTypes.h"
 
 using namespace gemmac::gemma;
 
@@ -11,5 +12,9 @@ void GemmaDialect::initialize() {
   addOperations<
 #define GET_OP_LIST
 #include "dialect/GemmaOps.cpp.inc"
+      >();
+  addTypes<
+#define GET_TYPEDEF_LIST
+#include "dialect/GemmaTypes.cpp.inc"
       >();
 }

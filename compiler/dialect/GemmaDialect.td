@@ -21,10 +21,15 @@ def Gemma_Dialect : Dialect {
     with a KV cache (GQA/MQA, optional sliding window and soft-cap), GeGLU
     pieces and the tied output head. Weights are `gemma.weight` ops that refer
     to bytes in the checkpoint files; they are never dense attributes.
+    Quantized weights have the element types `!gemma.q8c`, `!gemma.q4g32`
+    and `!gemma.q4g128` (GemmaTypes.td).
   }];
+  let useDefaultTypePrinterParser = 1;
 }
 
 class Gemma_Op<string mnemonic, list<Trait> traits = []>
     : Op<Gemma_Dialect, mnemonic, traits>;
+
+include "GemmaTypes.td"
 
 #endif // GEMMAC_DIALECT_GEMMA_DIALECT_TD

@@ -45,14 +45,15 @@ LogicalResult WeightOp::verify() {
     return emitOpError() << "offset must be non-negative, got " << offset;
   if (!getType().hasStaticShape())
     return emitOpError() << "weight shape must be static, got " << getType();
-  return success();
+  return verifyWeightLayout(*this, getType(), "result");
 }
 
 LogicalResult EmbedOp::verify() {
   auto table = getTable().getType();
   auto result = getType();
   if (failed(checkRank(*this, table, 2, "table")) ||
-      failed(checkRank(*this, result, 2, "result")))
+      failed(checkRank(*this, result, 2, "result")) ||
+      failed(verifyWeightLayout(*this, table, "table")))
     return failure();
   if (!dimsAgree(getTokens().getType().getDimSize(0), result.getDimSize(0)))
     return emitOpError() << "result rows (" << result.getDimSize(0)
@@ -91,7 +92,8 @@ LogicalResult LinearOp::verify() {
   auto result = getType();
   if (failed(checkRank(*this, input, 2, "input")) ||
       failed(checkRank(*this, weight, 2, "weight")) ||
-      failed(checkRank(*this, result, 2, "result")))
+      failed(checkRank(*this, result, 2, "result")) ||
+      failed(verifyWeightLayout(*this, weight, "weight")))
     return failure();
   if (!dimsAgree(input.getDimSize(1), weight.getDimSize(1)))
     return emitOpError() << "input width " << input.getDimSize(1)
@@ -208,7 +210,8 @@ LogicalResult LmHeadOp::verify() {
   auto result = getType();
   if (failed(checkRank(*this, input, 2, "input")) ||
       failed(checkRank(*this, table, 2, "table")) ||
-      failed(checkRank(*this, result, 2, "result")))
+      failed(checkRank(*this, result, 2, "result")) ||
+      failed(verifyWeightLayout(*this, table, "table")))
     return failure();
   if (!dimsAgree(input.getDimSize(1), table.getDimSize(1)))
     return emitOpError() << "input width must equal the table width";
@@ -218,6 +221,162 @@ LogicalResult LmHeadOp::verify() {
                          << table.getDimSize(0) << "]";
   if (!dimsAgree(result.getDimSize(1), rows))
     return emitOpError() << "result width " << result.getDimSize(1)
+                         << " must equal rows " << rows;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Fused ops
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// A norm weight of a whole row (or of one head, for QK-norm): rank 1, `size`
+/// elements.
+LogicalResult checkNormWeight(Operation *op, Value norm, int64_t size,
+                              StringRef what) {
+  auto type = cast<RankedTensorType>(norm.getType());
+  if (type.getRank() != 1 || !dimsAgree(type.getDimSize(0), size))
+    return op->emitOpError()
+           << what << " must be tensor<" << size << "xf32>, got " << type;
+  return success();
+}
+
+/// A weight of `rows` out-features by `cols` in-features.
+LogicalResult checkWeight(Operation *op, Value weight, int64_t rows,
+                          int64_t cols, StringRef what) {
+  auto type = cast<RankedTensorType>(weight.getType());
+  if (type.getRank() != 2 || !dimsAgree(type.getDimSize(0), rows) ||
+      !dimsAgree(type.getDimSize(1), cols))
+    return op->emitOpError() << what << " must be " << rows << "x" << cols
+                             << " (out x in features), got " << type;
+  // A quantized weight's columns must fill whole groups.
+  return verifyWeightLayout(op, type, what);
+}
+
+/// A rank-2 activation with `rows` rows and `width` columns.
+LogicalResult checkActivation(Operation *op, Type type, int64_t rows,
+                              int64_t width, StringRef what) {
+  if (failed(checkRank(op, type, 2, what)))
+    return failure();
+  auto ranked = cast<RankedTensorType>(type);
+  if (!dimsAgree(ranked.getDimSize(0), rows) ||
+      !dimsAgree(ranked.getDimSize(1), width))
+    return op->emitOpError()
+           << what << " must be tensor<"
+           << (ShapedType::isDynamic(rows) ? std::string("?")
+                                           : std::to_string(rows))
+           << "x" << width << "xf32>, got " << type;
+  return success();
+}
+
+LogicalResult checkNormAttrs(Operation *op, APFloat eps) {
+  if (eps.convertToFloat() <= 0.0f)
+    return op->emitOpError() << "eps must be positive";
+  return success();
+}
+
+} // namespace
+
+LogicalResult AddRmsNormOp::verify() {
+  auto lhs = getLhs().getType();
+  if (getRhs().getType() != lhs || getSum().getType() != lhs ||
+      getNormed().getType() != lhs)
+    return emitOpError() << "operands and results must all have the type "
+                         << lhs;
+  if (failed(checkRank(*this, lhs, 2, "lhs")))
+    return failure();
+  if (failed(checkNormWeight(*this, getWeight(), lhs.getDimSize(1), "weight")))
+    return failure();
+  return checkNormAttrs(*this, getEps());
+}
+
+LogicalResult QkvProjOp::verify() {
+  int64_t heads = static_cast<int64_t>(getNumHeads()),
+          kvHeads = static_cast<int64_t>(getNumKvHeads()),
+          headDim = static_cast<int64_t>(getHeadDim());
+  if (heads <= 0 || kvHeads <= 0 || headDim <= 0 || headDim % 2 != 0)
+    return emitOpError() << "num_heads, num_kv_heads must be positive and "
+                            "head_dim positive and even";
+  if (getTheta().convertToFloat() <= 0.0f ||
+      getRopeScale().convertToFloat() <= 0.0f)
+    return emitOpError() << "theta and rope_scale must be positive";
+  if (failed(checkNormAttrs(*this, getEps())))
+    return failure();
+  auto input = getInput().getType();
+  if (failed(checkRank(*this, input, 2, "input")))
+    return failure();
+  int64_t rows = input.getDimSize(0), width = input.getDimSize(1);
+  if (getNorm() && failed(checkNormWeight(*this, getNorm(), width, "norm")))
+    return failure();
+  if (bool(getQNorm()) != bool(getKNorm()))
+    return emitOpError() << "q_norm and k_norm must be given together";
+  if (getQNorm() &&
+      (failed(checkNormWeight(*this, getQNorm(), headDim, "q_norm")) ||
+       failed(checkNormWeight(*this, getKNorm(), headDim, "k_norm"))))
+    return failure();
+  if (failed(checkWeight(*this, getWq(), heads * headDim, width, "wq")) ||
+      failed(checkWeight(*this, getWk(), kvHeads * headDim, width, "wk")) ||
+      failed(checkWeight(*this, getWv(), kvHeads * headDim, width, "wv")))
+    return failure();
+  if (failed(checkActivation(*this, getQ().getType(), rows, heads * headDim,
+                             "q")) ||
+      failed(checkActivation(*this, getK().getType(), rows, kvHeads * headDim,
+                             "k")) ||
+      failed(checkActivation(*this, getV().getType(), rows, kvHeads * headDim,
+                             "v")))
+    return failure();
+  return success();
+}
+
+LogicalResult GatedMlpOp::verify() {
+  if (failed(checkNormAttrs(*this, getEps())))
+    return failure();
+  auto input = getInput().getType();
+  if (failed(checkRank(*this, input, 2, "input")))
+    return failure();
+  int64_t rows = input.getDimSize(0), width = input.getDimSize(1);
+  if (getNorm() && failed(checkNormWeight(*this, getNorm(), width, "norm")))
+    return failure();
+  auto gate = getWGate().getType();
+  if (failed(checkRank(*this, gate, 2, "w_gate")))
+    return failure();
+  int64_t ff = gate.getDimSize(0);
+  if (failed(checkWeight(*this, getWGate(), ff, width, "w_gate")) ||
+      failed(checkWeight(*this, getWUp(), ff, width, "w_up")))
+    return failure();
+  return checkActivation(*this, getType(), rows, ff, "result");
+}
+
+LogicalResult FinalHeadOp::verify() {
+  if (failed(checkNormAttrs(*this, getEps())))
+    return failure();
+  if (getSoftcap().convertToFloat() < 0.0f)
+    return emitOpError() << "softcap must be non-negative";
+  auto input = getInput().getType();
+  auto table = getTable().getType();
+  if (failed(checkRank(*this, input, 2, "input")) ||
+      failed(checkRank(*this, table, 2, "table")) ||
+      failed(checkRank(*this, getType(), 2, "result")))
+    return failure();
+  int64_t width = input.getDimSize(1);
+  if (failed(checkNormWeight(*this, getNorm(), width, "norm")))
+    return failure();
+  if (!dimsAgree(table.getDimSize(1), width))
+    return emitOpError() << "table width " << table.getDimSize(1)
+                         << " must equal the input width " << width;
+  int64_t rows = static_cast<int64_t>(getRows());
+  if (rows <= 0 || rows > table.getDimSize(0))
+    return emitOpError() << "rows (" << rows << ") must be in [1, "
+                         << table.getDimSize(0) << "]";
+  // One row per input row, or a single row: the last position's logits.
+  int64_t outRows = getType().getDimSize(0);
+  if (outRows != 1 && !dimsAgree(outRows, input.getDimSize(0)))
+    return emitOpError() << "result rows must equal the input rows, or be 1 "
+                            "(the last position only), got "
+                         << outRows;
+  if (!dimsAgree(getType().getDimSize(1), rows))
+    return emitOpError() << "result width " << getType().getDimSize(1)
                          << " must equal rows " << rows;
   return success();
 }

@@ -9,6 +9,7 @@
 #define GEMMAC_DIALECT_GEMMAOPS_H
 
 #include "dialect/GemmaDialect.h"
+#include "dialect/GemmaTypes.h"
 #include "mlir/Bytecode/BytecodeOpInterface.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/OpDefinition.h"

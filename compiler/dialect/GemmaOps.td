@@ -13,9 +13,11 @@ include "mlir/Interfaces/InferTypeOpInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 include "mlir/IR/BuiltinAttributes.td"
 
-// Activations are f32; weights f32, bf16 or f16.
+// Activations are f32; weights f32, bf16, f16 or quantized (GemmaTypes.td;
+// their shape rules are checked by verifyWeightLayout in the verifiers).
 def Gemma_Activation : RankedTensorOf<[F32]>;
-def Gemma_WeightTensor : RankedTensorOf<[F32, BF16, F16]>;
+def Gemma_WeightTensor : RankedTensorOf<[F32, BF16, F16, Gemma_Q8CType,
+                                         Gemma_Q4G32Type, Gemma_Q4G128Type]>;
 def Gemma_TokenTensor : 1DTensorOf<[I32]>;
 
 // The KV cache is state outside the tensors; attention reads and writes it.
@@ -173,6 +175,106 @@ def Gemma_LmHeadOp : Gemma_Op<"lm_head", [Pure]> {
   let results = (outs Gemma_Activation:$result);
   let assemblyFormat = [{
     $input `,` $table attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Fused ops, written by the fusion passes (compiler/transforms/Fuse*.cpp).
+// Each is defined as the chain of ops above that it replaces (docs/ops.md,
+// "Fused ops"); optional operands are left out of the bytecode as id
+// 0xFFFFFFFF, so every fused op keeps fixed operand positions.
+//===----------------------------------------------------------------------===//
+
+def Gemma_NormWeight : RankedTensorOf<[F32]>;
+
+def Gemma_AddRmsNormOp : Gemma_Op<"add_rms_norm", [Pure]> {
+  let summary = "residual add and the RMSNorm that follows it";
+  let description = [{
+    `sum = lhs + rhs`, `normed = rms_norm(sum, weight)` over whole rows
+    (dim(weight) is the row width).
+  }];
+  let arguments = (ins Gemma_Activation:$lhs, Gemma_Activation:$rhs,
+                       Gemma_NormWeight:$weight,
+                       DefaultValuedAttr<F32Attr, "1.0e-6">:$eps,
+                       DefaultValuedAttr<F32Attr, "1.0">:$offset);
+  let results = (outs Gemma_Activation:$sum, Gemma_Activation:$normed);
+  let assemblyFormat = [{
+    $lhs `,` $rhs `,` $weight attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Gemma_QkvProjOp : Gemma_Op<"qkv_proj", [Pure, AttrSizedOperandSegments]> {
+  let summary = "q/k/v projections as one linear, QK-norm and RoPE epilogue";
+  let description = [{
+    `x' = norm ? rms_norm(input, norm) : input`;
+    `q = rope(q_norm ? rms_norm(x' wq^T, q_norm) : x' wq^T)`, `k` likewise,
+    `v = x' wv^T`. Every norm uses `eps` and `offset`; RoPE uses `head_dim`,
+    `theta` and `rope_scale`.
+
+    ```mlir
+    %q, %k, %v = gemma.qkv_proj %x norm(%n) weights(%wq, %wk, %wv)
+                   q_norm(%qn) k_norm(%kn)
+                   {head_dim = 16 : i64, num_heads = 4 : i64,
+                    num_kv_heads = 2 : i64, theta = 1.0e+04 : f32} : ...
+    ```
+  }];
+  let arguments = (ins Gemma_Activation:$input,
+                       Optional<Gemma_NormWeight>:$norm,
+                       Gemma_WeightTensor:$wq, Gemma_WeightTensor:$wk,
+                       Gemma_WeightTensor:$wv,
+                       Optional<Gemma_NormWeight>:$q_norm,
+                       Optional<Gemma_NormWeight>:$k_norm,
+                       I64Attr:$head_dim, I64Attr:$num_heads,
+                       I64Attr:$num_kv_heads, F32Attr:$theta,
+                       DefaultValuedAttr<F32Attr, "1.0">:$rope_scale,
+                       DefaultValuedAttr<F32Attr, "1.0e-6">:$eps,
+                       DefaultValuedAttr<F32Attr, "1.0">:$offset);
+  let results = (outs Gemma_Activation:$q, Gemma_Activation:$k,
+                      Gemma_Activation:$v);
+  let assemblyFormat = [{
+    $input (`norm` `(` $norm^ `)`)? `weights` `(` $wq `,` $wk `,` $wv `)`
+    (`q_norm` `(` $q_norm^ `)`)? (`k_norm` `(` $k_norm^ `)`)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Gemma_GatedMlpOp : Gemma_Op<"gated_mlp", [Pure]> {
+  let summary = "gate and up projections as one linear, GeGLU epilogue";
+  let description = [{
+    `x' = norm ? rms_norm(input, norm) : input`;
+    `result = gelu_tanh(x' w_gate^T) * (x' w_up^T)`.
+  }];
+  let arguments = (ins Gemma_Activation:$input,
+                       Optional<Gemma_NormWeight>:$norm,
+                       Gemma_WeightTensor:$w_gate, Gemma_WeightTensor:$w_up,
+                       DefaultValuedAttr<F32Attr, "1.0e-6">:$eps,
+                       DefaultValuedAttr<F32Attr, "1.0">:$offset);
+  let results = (outs Gemma_Activation:$result);
+  let assemblyFormat = [{
+    $input (`norm` `(` $norm^ `)`)? `weights` `(` $w_gate `,` $w_up `)`
+    attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Gemma_FinalHeadOp : Gemma_Op<"final_head", [Pure]> {
+  let summary = "final RMSNorm, tied output head and final soft-cap";
+  let description = [{
+    `y = rms_norm(input, norm) @ table[:rows]^T`, soft-capped when
+    `softcap` > 0. A result of one row (`tensor<1xRxf32>`) holds only the
+    last position's logits.
+  }];
+  let arguments = (ins Gemma_Activation:$input, Gemma_NormWeight:$norm,
+                       Gemma_WeightTensor:$table, I64Attr:$rows,
+                       DefaultValuedAttr<F32Attr, "1.0e-6">:$eps,
+                       DefaultValuedAttr<F32Attr, "1.0">:$offset,
+                       DefaultValuedAttr<F32Attr, "0.0">:$softcap);
+  let results = (outs Gemma_Activation:$result);
+  let assemblyFormat = [{
+    $input `,` $norm `,` $table attr-dict `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
 }

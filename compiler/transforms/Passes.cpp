@@ -19,8 +19,8 @@ void registerGemmaPasses() {
   generated::registerGemmaPasses();
   mlir::PassPipelineRegistration<>(
       "gemma-compile-pipeline",
-      "The pipeline gemma-compile runs: gemma-verify-model, canonicalize, "
-      "gemma-plan-memory",
+      "The pipeline gemma-compile runs after fusion and gemma-quantize (its "
+      "planned phase): gemma-verify-model, canonicalize, gemma-plan-memory",
       [](mlir::OpPassManager &pm) { buildCompilePipeline(pm); });
 }
 

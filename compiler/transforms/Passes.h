@@ -36,6 +36,19 @@ void registerGemmaPasses();
 /// gemma-verify-model, canonicalize, then gemma-plan-memory on each function.
 void buildCompilePipeline(mlir::OpPassManager &pm);
 
+/// Options of the fusion phase (gemma-compile's `fused` phase).
+struct FusionOptions {
+  /// Prefill computes only the last position's logits (final_head with a
+  /// one-row result); decode is unaffected.
+  bool lastPositionLogits = false;
+};
+
+/// Appends the fusion passes, in order, to `pm` (on builtin.module):
+/// gemma-fold-embed-scale, gemma-fuse-final-head, gemma-fuse-qkv,
+/// gemma-fuse-gated-mlp, gemma-fuse-add-norm, gemma-fold-norm-prologue,
+/// then canonicalize and cse. Defined in Fusion.cpp.
+void addFusionPasses(mlir::OpPassManager &pm, const FusionOptions &options);
+
 } // namespace gemmac
 
 #endif // GEMMAC_TRANSFORMS_PASSES_H

@@ -37,6 +37,7 @@ namespace {
 
 constexpr llvm::StringLiteral kMaxTokens = "gemma.max_tokens";
 constexpr llvm::StringLiteral kArenaOffset = "gemma.arena_offset";
+constexpr llvm::StringLiteral kArenaOffsets = "gemma.arena_offsets";
 constexpr llvm::StringLiteral kArenaSize = "gemma.arena_size";
 constexpr llvm::StringLiteral kArenaNaiveSize = "gemma.arena_naive_size";
 constexpr int64_t kAlignment = 64;
@@ -141,13 +142,11 @@ struct PlanMemoryPass : gemmac::impl::GemmaPlanMemoryBase<PlanMemoryPass> {
     for (Operation &op : body) {
       if (isa<WeightOp>(op) || op.getNumResults() == 0)
         continue;
-      if (op.getNumResults() != 1) {
-        op.emitError() << "gemma-plan-memory handles ops with one result, got "
-                       << op.getNumResults();
-        return signalPassFailure();
-      }
-      if (failed(addSlot(op.getResult(0), index[&op], op.getLoc())))
-        return signalPassFailure();
+      // Every result of a multi-result op (a fused op) is live from the op
+      // on, so its results never share bytes with each other or the inputs.
+      for (Value result : op.getResults())
+        if (failed(addSlot(result, index[&op], op.getLoc())))
+          return signalPassFailure();
     }
 
     // Place in program order (slots are already in it).
@@ -167,13 +166,24 @@ struct PlanMemoryPass : gemmac::impl::GemmaPlanMemoryBase<PlanMemoryPass> {
     }
 
     Builder b(&getContext());
+    llvm::DenseMap<Operation *, llvm::SmallVector<int64_t>> multi;
     for (const Slot &slot : slots) {
       IntegerAttr offset = b.getI64IntegerAttr(slot.offset);
-      if (auto arg = dyn_cast<BlockArgument>(slot.value))
+      if (auto arg = dyn_cast<BlockArgument>(slot.value)) {
         func.setArgAttr(arg.getArgNumber(), kArenaOffset, offset);
-      else
-        slot.value.getDefiningOp()->setAttr(kArenaOffset, offset);
+        continue;
+      }
+      Operation *def = slot.value.getDefiningOp();
+      if (def->getNumResults() == 1) {
+        def->setAttr(kArenaOffset, offset);
+        continue;
+      }
+      auto &offsets = multi[def];
+      offsets.resize(def->getNumResults(), -1);
+      offsets[cast<OpResult>(slot.value).getResultNumber()] = slot.offset;
     }
+    for (auto &[def, offsets] : multi)
+      def->setAttr(kArenaOffsets, b.getDenseI64ArrayAttr(offsets));
     func->setAttr(kArenaSize, b.getI64IntegerAttr(arenaSize));
     func->setAttr(kArenaNaiveSize, b.getI64IntegerAttr(naiveSize));
   }

@@ -1,18 +1,23 @@
 //===- gemma-compile.cpp - checkpoint directory -> .gmc module
 //-------------===//
 //
-//   gemma-compile MODEL_DIR -o OUT.gmc [--dtype f32|bf16|f16] [--max-chunk N]
-//                 [--compile-to=import|planned] [--quiet]
-//   gemma-compile IR.mlir -o OUT.gmc [--compile-from=import|planned] ...
+//   gemma-compile MODEL_DIR -o OUT.gmc [--dtype f32|bf16|f16]
+//                 [--quant f32|bf16|f16|q8|q4|q4z] [--keep SPEC]
+//                 [--kv-dtype f32|i8] [--prefill-logits all|last] [--no-fuse]
+//                 [--max-chunk N] [--compile-to=PHASE] [--quiet]
+//   gemma-compile IR.mlir -o OUT.gmc [--compile-from=PHASE] ...
 //   gemma-compile --describe-config CONFIG.json
 //
-// Imports a Hugging Face Gemma 3 checkpoint, runs the compile pipeline
-// (verify-model, canonicalize, plan-memory) and writes a module file.
-// --compile-to prints the MLIR after that phase instead (how the lit tests
-// see the importer's output). Errors are diagnostics naming the file and the
-// field; the exit status is non-zero and nothing is written. An .mlir file
-// in place of the directory is gemma IR from an earlier --compile-to (how the
-// lit tests reach the pipeline and the emitter with hand-written IR).
+// Imports a Hugging Face Gemma 3 checkpoint and runs the phases
+//   import     the importer's IR
+//   fused      gemma-verify-model, the fusion passes (skipped by --no-fuse)
+//   quantized  gemma-quantize: each weight's stored type (--quant, --keep)
+//   planned    gemma-verify-model again, canonicalize, gemma-plan-memory
+// then writes a module file. --compile-to=PHASE prints the MLIR after that
+// phase instead; --compile-from=PHASE takes an .mlir file written after that
+// phase (how the lit tests reach each phase with hand-written IR) and runs
+// the phases after it. Errors are diagnostics naming the file and the field;
+// the exit status is non-zero and nothing is written.
 //
 //===----------------------------------------------------------------------===//
 
@@ -21,6 +26,7 @@
 #include "import/HFImporter.h"
 #include "target/bytecode/BytecodeEmitter.h"
 #include "transforms/Passes.h"
+#include "transforms/QuantPolicy.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/AsmState.h"
@@ -30,6 +36,8 @@
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
+#include "mlir/Transforms/Passes.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
@@ -42,8 +50,8 @@ namespace cl = llvm::cl;
 
 namespace {
 
-enum class CompileTo { Module, Import, Planned };
-enum class CompileFrom { Import, Planned };
+/// The phases in order; a module file is written after the last.
+enum class Phase { Import, Fused, Quantized, Planned, Module };
 
 /// Writes MLIR text to `path` ("-" for stdout); the file is kept only when
 /// the whole print succeeded.
@@ -72,29 +80,55 @@ int main(int argc, char **argv) {
                               cl::value_desc("path"), cl::cat(category));
   cl::opt<std::string> dtype(
       "dtype",
-      cl::desc("dtype of the embedding and projections in the module: f32, "
-               "bf16 or f16 (default: the checkpoint's)"),
+      cl::desc("float dtype of the embedding and projections that are not "
+               "quantized: f32, bf16 or f16 (default: the checkpoint's)"),
       cl::init(""), cl::cat(category));
+  cl::opt<std::string> quant(
+      "quant",
+      cl::desc("weight scheme: f32, bf16, f16 (the same as --dtype), q8 "
+               "(int8 per row), q4 (int4, groups of 32) or q4z (int4 with "
+               "minimum, groups of 128); norms always stay f32"),
+      cl::value_desc("scheme"), cl::init(""), cl::cat(category));
+  cl::list<std::string> keep(
+      "keep",
+      cl::desc("CLASS[,CLASS...][=SCHEME]: store these tensor classes (embed, "
+               "lm_head, attn, mlp) as SCHEME, or at the float dtype without "
+               "=SCHEME; repeat or separate groups with ';'"),
+      cl::value_desc("spec"), cl::cat(category));
+  cl::opt<std::string> kvDtype(
+      "kv-dtype",
+      cl::desc("KV cache dtype: f32 (default) or i8 (int8 with a scale per "
+               "position and KV head)"),
+      cl::init(""), cl::cat(category));
+  cl::opt<std::string> prefillLogits(
+      "prefill-logits",
+      cl::desc("logits prefill returns: all positions (default) or the last "
+               "one only"),
+      cl::value_desc("all|last"), cl::init("all"), cl::cat(category));
+  cl::opt<bool> noFuse("no-fuse",
+                       cl::desc("skip the fusion passes (one kernel per op)"),
+                       cl::cat(category));
   cl::opt<int64_t> maxChunk(
       "max-chunk", cl::desc("largest prefill chunk, in tokens (default 64)"),
       cl::init(64), cl::cat(category));
-  cl::opt<CompileTo> compileTo(
+  auto phaseValues = [] {
+    return cl::values(
+        clEnumValN(Phase::Import, "import", "the importer's output"),
+        clEnumValN(Phase::Fused, "fused",
+                   "after gemma-verify-model and the fusion passes"),
+        clEnumValN(Phase::Quantized, "quantized",
+                   "after gemma-quantize (weights have their stored types)"),
+        clEnumValN(Phase::Planned, "planned",
+                   "after canonicalize and gemma-plan-memory"));
+  };
+  cl::opt<Phase> compileTo(
       "compile-to", cl::desc("stop after a phase and print its MLIR to -o"),
-      cl::init(CompileTo::Module),
-      cl::values(
-          clEnumValN(CompileTo::Import, "import", "the importer's output"),
-          clEnumValN(CompileTo::Planned, "planned",
-                     "after the compile pipeline (memory planned)")),
-      cl::cat(category));
-  cl::opt<CompileFrom> compileFrom(
+      cl::init(Phase::Module), phaseValues(), cl::cat(category));
+  cl::opt<Phase> compileFrom(
       "compile-from",
-      cl::desc("the phase an .mlir input comes from (default: import)"),
-      cl::init(CompileFrom::Import),
-      cl::values(clEnumValN(CompileFrom::Import, "import",
-                            "importer output: run the compile pipeline"),
-                 clEnumValN(CompileFrom::Planned, "planned",
-                            "memory already planned: emit directly")),
-      cl::cat(category));
+      cl::desc("the phase an .mlir input was written after (default: import); "
+               "the phases after it run"),
+      cl::init(Phase::Import), phaseValues(), cl::cat(category));
   cl::opt<bool> quiet("quiet", cl::desc("no progress bar or summary"),
                       cl::cat(category));
   cl::opt<std::string> describeConfig(
@@ -111,6 +145,9 @@ int main(int argc, char **argv) {
   registry.insert<gemmac::gemma::GemmaDialect, func::FuncDialect>();
   MLIRContext context(registry);
   context.loadAllAvailableDialects();
+  // A diagnostic names its op and location; the op's generic form (a whole
+  // weight reference, per remark) would only bury the message.
+  context.printOpOnDiagnostic(false);
   // Diagnostics go to stderr with their locations.
   llvm::SourceMgr sourceMgr;
   SourceMgrDiagnosticHandler diagHandler(sourceMgr, &context);
@@ -148,10 +185,81 @@ int main(int argc, char **argv) {
                  << dtype << "'\n";
     return 2;
   }
+  // The policy is checked here, before anything is imported; the quantize
+  // pass parses the same strings again.
+  std::string keepSpec = llvm::join(keep, ";");
+  {
+    std::string error;
+    gemmac::QuantOptionNames flags;
+    flags.scheme = "--quant";
+    flags.keep = "--keep";
+    flags.dtype = "--dtype";
+    if (failed(
+            gemmac::parseQuantPolicy(quant, keepSpec, dtype, error, flags))) {
+      llvm::errs() << "gemma-compile: " << error << "\n";
+      return 2;
+    }
+  }
+  // A float scheme is the importer's dtype (--quant bf16 == --dtype bf16).
+  if (std::optional<gemmac::QuantScheme> s = gemmac::parseQuantScheme(quant);
+      s && gemmac::isFloatScheme(*s) && !options.dtype)
+    options.dtype = *s == gemmac::QuantScheme::F32 ? gemmac::WeightDtype::F32
+                    : *s == gemmac::QuantScheme::BF16
+                        ? gemmac::WeightDtype::BF16
+                        : gemmac::WeightDtype::F16;
+  if (!kvDtype.empty() && kvDtype != "f32" && kvDtype != "i8") {
+    llvm::errs() << "gemma-compile: --kv-dtype: expected f32 or i8, got '"
+                 << kvDtype << "'\n";
+    return 2;
+  }
+  if (prefillLogits != "all" && prefillLogits != "last") {
+    llvm::errs() << "gemma-compile: --prefill-logits: expected all or last, "
+                    "got '"
+                 << prefillLogits << "'\n";
+    return 2;
+  }
+
+  bool fromFile = llvm::sys::fs::is_regular_file(modelDir);
+  // A checkpoint directory goes through every phase; an .mlir file through
+  // those after --compile-from.
+  Phase from = fromFile ? compileFrom.getValue() : Phase::Import;
+  if (!fromFile && compileFrom.getNumOccurrences()) {
+    llvm::errs() << "gemma-compile: --compile-from needs an .mlir file, not "
+                    "the checkpoint directory "
+                 << modelDir << "\n";
+    return 2;
+  }
+  if (fromFile && compileTo != Phase::Module && compileTo <= from) {
+    llvm::errs() << "gemma-compile: --compile-to names a phase the input "
+                    "already went through (--compile-from)\n";
+    return 2;
+  }
+  // A flag whose phase does not run would be silently ignored: refuse it.
+  auto skipped = [&](Phase phase, llvm::StringRef flag) {
+    if (from < phase && compileTo >= phase)
+      return false;
+    llvm::errs() << "gemma-compile: " << flag << " has no effect: the "
+                 << (from >= phase ? "input is past" : "compile stops before")
+                 << " the phase it changes\n";
+    return true;
+  };
+  if ((noFuse && skipped(Phase::Fused, "--no-fuse")) ||
+      (prefillLogits.getNumOccurrences() &&
+       skipped(Phase::Fused, "--prefill-logits")) ||
+      (!quant.empty() && skipped(Phase::Quantized, "--quant")) ||
+      (!keep.empty() && skipped(Phase::Quantized, "--keep")) ||
+      // --dtype acts in the importer, or in gemma-quantize for an .mlir.
+      (!dtype.empty() && fromFile && skipped(Phase::Quantized, "--dtype")))
+    return 2;
+  if (prefillLogits == "last" && noFuse) {
+    llvm::errs() << "gemma-compile: --prefill-logits=last needs the fusion "
+                    "passes (the fused final head computes one row); drop "
+                    "--no-fuse\n";
+    return 2;
+  }
 
   OwningOpRef<ModuleOp> module;
-  bool planned = false;
-  if (llvm::sys::fs::is_regular_file(modelDir)) {
+  if (fromFile) {
     std::string error;
     std::unique_ptr<llvm::MemoryBuffer> input = openInputFile(modelDir, &error);
     if (!input) {
@@ -160,23 +268,53 @@ int main(int argc, char **argv) {
     }
     sourceMgr.AddNewSourceBuffer(std::move(input), llvm::SMLoc());
     module = parseSourceFile<ModuleOp>(sourceMgr, &context);
-    planned = compileFrom == CompileFrom::Planned;
   } else {
     module = gemmac::importHFCheckpoint(modelDir, options, &context);
   }
   if (!module)
     return 1;
-  if (compileTo == CompileTo::Import)
-    return failed(printTo(*module, output)) ? 1 : 0;
+  // The KV cache dtype is a module fact the emitter reads; an .mlir input
+  // keeps its own unless the flag is given.
+  if (!kvDtype.empty())
+    (*module)->setAttr("gemma.kv_dtype",
+                       StringAttr::get(&context, kvDtype.getValue()));
 
-  if (!planned) {
+  auto runPhase = [&](Phase phase) -> LogicalResult {
     PassManager pm(&context);
-    gemmac::buildCompilePipeline(pm);
-    if (failed(pm.run(*module)))
+    switch (phase) {
+    case Phase::Fused:
+      pm.addPass(gemmac::createGemmaVerifyModel());
+      if (!noFuse) {
+        gemmac::FusionOptions fusion;
+        fusion.lastPositionLogits = prefillLogits == "last";
+        gemmac::addFusionPasses(pm, fusion);
+      }
+      break;
+    case Phase::Quantized: {
+      gemmac::GemmaQuantizeOptions q;
+      q.scheme = quant;
+      q.keep = keepSpec;
+      q.dtype = dtype;
+      pm.addPass(gemmac::createGemmaQuantize(q));
+      break;
+    }
+    case Phase::Planned:
+      // Verifies again: the passes before must have kept one type per
+      // weight name and the model's invariants.
+      gemmac::buildCompilePipeline(pm);
+      break;
+    default:
+      return success();
+    }
+    return pm.run(*module);
+  };
+  for (Phase phase :
+       {Phase::Import, Phase::Fused, Phase::Quantized, Phase::Planned}) {
+    if (phase > from && failed(runPhase(phase)))
       return 1;
+    if (phase == compileTo)
+      return failed(printTo(*module, output)) ? 1 : 0;
   }
-  if (compileTo == CompileTo::Planned)
-    return failed(printTo(*module, output)) ? 1 : 0;
 
   if (output == "-") {
     llvm::errs() << "gemma-compile: a module file cannot go to stdout; give "

@@ -11,10 +11,14 @@
 #include "target/bytecode/BytecodeEmitter.h"
 
 #include "dialect/GemmaOps.h"
+#include "dialect/GemmaTypes.h"
+#include "dialect/WeightClass.h"
 #include "target/bytecode/WeightConversion.h"
+#include "target/bytecode/WeightQuantization.h"
 
 #include "gemmac/module_format.h"
 #include "gemmac/module_generated.h"
+#include "gemmac/plugin.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinAttributes.h"
@@ -30,7 +34,9 @@
 #include "llvm/Support/Signals.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
+#include <set>
 
 using namespace mlir;
 using llvm::StringRef;
@@ -40,6 +46,12 @@ namespace gemmac {
 namespace {
 
 constexpr StringRef kArenaOffset = "gemma.arena_offset";
+constexpr StringRef kKvDtype = "gemma.kv_dtype";
+constexpr StringRef kQuantization = "gemma.quantization";
+constexpr StringRef kArenaOffsets = "gemma.arena_offsets";
+constexpr StringRef kOperandSegmentSizes = "operandSegmentSizes";
+/// An absent optional input (module.fbs, Instruction.inputs).
+constexpr uint32_t kNoTensor = 0xFFFFFFFFu;
 
 uint64_t alignUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
@@ -52,11 +64,37 @@ FailureOr<fbs::DType> dtypeOf(Type element) {
     return fbs::DType::F16;
   if (element.isInteger(32))
     return fbs::DType::I32;
+  if (isa<gemma::Q8CType>(element))
+    return fbs::DType::Q8C;
+  if (isa<gemma::Q4G32Type>(element))
+    return fbs::DType::Q4G32;
+  if (isa<gemma::Q4G128Type>(element))
+    return fbs::DType::Q4G128;
   return failure();
 }
 
+bool isQuantized(fbs::DType d) {
+  return d == fbs::DType::Q8C || d == fbs::DType::Q4G32 ||
+         d == fbs::DType::Q4G128;
+}
+
+/// "q4g32": the spelling of required_features ("dtype:q4g32") and of the
+/// summary.
+std::string lowerName(fbs::DType d) {
+  return StringRef(fbs::EnumNameDType(d)).lower();
+}
+
+/// Bytes of one element of an unquantized dtype (arena tensors, KV rows).
 uint64_t dtypeBytes(fbs::DType d) {
-  return d == fbs::DType::BF16 || d == fbs::DType::F16 ? 2 : 4;
+  switch (d) {
+  case fbs::DType::BF16:
+  case fbs::DType::F16:
+    return 2;
+  case fbs::DType::I8:
+    return 1;
+  default:
+    return 4;
+  }
 }
 
 StringRef dtypeName(fbs::DType d) { return fbs::EnumNameDType(d); }
@@ -122,7 +160,8 @@ struct WeightInfo {
   fbs::DType dtype = fbs::DType::F32;
   WeightFormat source = WeightFormat::F32, target = WeightFormat::F32;
   uint64_t elements = 0;
-  uint64_t bytes = 0; // in the module
+  uint64_t rows = 0, cols = 0; // the [rows, cols] matrix of a quantized one
+  uint64_t bytes = 0;          // in the module
 };
 
 class Emitter {
@@ -142,6 +181,9 @@ private:
   LogicalResult fillModuleInfo();
   std::vector<uint8_t> buildProgram();
   LogicalResult writeWeights(llvm::raw_fd_ostream &os);
+  LogicalResult writeQuantized(WeightInfo &w, const unsigned char *src,
+                               llvm::raw_fd_ostream &os, uint64_t &hash,
+                               uint64_t &done, uint64_t total);
   void progress(uint64_t done, uint64_t total, bool final);
   void printSummary(StringRef path, uint64_t fileSize);
 
@@ -156,7 +198,14 @@ private:
   uint64_t maxContext = 0;
   uint64_t weightsOffset = 0, weightsEnd = 0;
   int lastPercent = -1;
-  std::vector<std::pair<std::string, uint64_t>> arenaByFunction;
+  struct ArenaPlan {
+    std::string function;
+    uint64_t size = 0, naive = 0, maxTokens = 0;
+  };
+  std::vector<ArenaPlan> arenaByFunction;
+  fbs::DType kvDtype = fbs::DType::F32;
+  /// Module.required_features: what a runtime needs beyond module format 1.0.
+  std::set<std::string> features;
 };
 
 FailureOr<uint32_t> Emitter::weightTensor(gemma::WeightOp op) {
@@ -184,19 +233,40 @@ FailureOr<uint32_t> Emitter::weightTensor(gemma::WeightOp op) {
   }
   FailureOr<fbs::DType> dtype = dtypeOf(type.getElementType());
   if (failed(dtype) || *dtype == fbs::DType::I32)
-    return op.emitOpError() << "weight element type must be f32, bf16 or f16";
+    return op.emitOpError() << "weight element type must be f32, bf16, f16, "
+                               "!gemma.q8c, !gemma.q4g32 or !gemma.q4g128, "
+                               "got "
+                            << type.getElementType();
   WeightInfo info;
   info.op = op;
   info.dtype = *dtype;
-  info.target = *dtype == fbs::DType::F32    ? WeightFormat::F32
-                : *dtype == fbs::DType::BF16 ? WeightFormat::BF16
-                                             : WeightFormat::F16;
+  // A quantized weight is quantized from f32 rows; the format is the
+  // intermediate the rows are converted to.
+  info.target = *dtype == fbs::DType::BF16  ? WeightFormat::BF16
+                : *dtype == fbs::DType::F16 ? WeightFormat::F16
+                                            : WeightFormat::F32;
   StringRef src = op.getSourceDtype();
   info.source = src == "F32"    ? WeightFormat::F32
                 : src == "BF16" ? WeightFormat::BF16
                                 : WeightFormat::F16;
   info.elements = type.getNumElements();
   info.bytes = info.elements * dtypeBytes(*dtype);
+  if (isQuantized(*dtype)) {
+    // The verifiers guarantee a static [rows, cols] that fits the group; the
+    // layout's size is the plugin ABI's, so the two cannot disagree.
+    if (type.getRank() != 2)
+      return op.emitOpError()
+             << "quantized weight must be rank 2, got " << type;
+    info.rows = type.getDimSize(0);
+    info.cols = type.getDimSize(1);
+    int64_t bytes =
+        gemmac_weight_bytes(static_cast<int32_t>(*dtype), info.rows, info.cols);
+    if (bytes < 0)
+      return op.emitOpError() << "weight " << type << " does not fit the "
+                              << lowerName(*dtype) << " layout";
+    info.bytes = static_cast<uint64_t>(bytes);
+    features.insert("dtype:" + lowerName(*dtype));
+  }
   info.tensorId = program.tensors.size();
   info.segment = program.segments.size();
 
@@ -276,7 +346,13 @@ LogicalResult Emitter::collectFunction(func::FuncOp fn) {
   function->max_tokens = static_cast<uint32_t>(*maxTokens);
   function->arena_bytes = static_cast<uint64_t>(*arenaSize);
   maxTokensAll = std::max<uint64_t>(maxTokensAll, *maxTokens);
-  arenaByFunction.emplace_back(function->name, function->arena_bytes);
+  ArenaPlan plan;
+  plan.function = function->name;
+  plan.size = function->arena_bytes;
+  plan.maxTokens = function->max_tokens;
+  if (auto naive = fn->getAttrOfType<IntegerAttr>("gemma.arena_naive_size"))
+    plan.naive = static_cast<uint64_t>(naive.getInt());
+  arenaByFunction.push_back(plan);
 
   if (!fn.getBody().hasOneBlock())
     return fn.emitOpError() << "expects a single-block body";
@@ -321,27 +397,71 @@ LogicalResult Emitter::collectFunction(func::FuncOp fn) {
     if (!code)
       return op.emitOpError() << "has no OpCode in module.fbs (looked for '"
                               << camelCase(mnemonic) << "')";
-    if (op.getNumResults() != 1)
-      return op.emitOpError() << "expects exactly one result";
+    if (op.getNumResults() == 0)
+      return op.emitOpError() << "expects at least one result";
 
     auto inst = std::make_unique<fbs::InstructionT>();
     inst->op = *code;
-    for (Value operand : op.getOperands()) {
+    // Ops added after module format 1.0 (the fused ones) are features a
+    // runtime must have.
+    if (static_cast<int>(*code) > static_cast<int>(fbs::OpCode::LmHead))
+      features.insert(("op:" + mnemonic).str());
+    // Ops with optional operands (AttrSizedOperandSegments) keep fixed input
+    // positions in the bytecode: an absent operand is written as kNoTensor.
+    auto segments = op.getAttrOfType<DenseI32ArrayAttr>(kOperandSegmentSizes);
+    unsigned next = 0;
+    auto pushOperand = [&](Value operand) -> LogicalResult {
       auto it = ids.find(operand);
       if (it == ids.end())
         return op.emitOpError() << "operand is not defined in this function";
       inst->inputs.push_back(it->second);
+      return success();
+    };
+    if (auto mlp = dyn_cast<gemma::GatedMlpOp>(op)) {
+      // One optional operand needs no segment sizes in ODS; place it here.
+      if (failed(pushOperand(mlp.getInput())))
+        return failure();
+      if (mlp.getNorm()) {
+        if (failed(pushOperand(mlp.getNorm())))
+          return failure();
+      } else {
+        inst->inputs.push_back(kNoTensor);
+      }
+      if (failed(pushOperand(mlp.getWGate())) ||
+          failed(pushOperand(mlp.getWUp())))
+        return failure();
+    } else if (segments) {
+      for (int32_t size : segments.asArrayRef()) {
+        if (size == 0)
+          inst->inputs.push_back(kNoTensor);
+        for (int32_t i = 0; i < size; ++i)
+          if (failed(pushOperand(op.getOperand(next++))))
+            return failure();
+      }
+    } else {
+      for (Value operand : op.getOperands())
+        if (failed(pushOperand(operand)))
+          return failure();
     }
     auto attrs = std::make_unique<fbs::OpAttributesT>();
-    std::optional<int64_t> arenaOffset;
+    // One arena offset per result: `gemma.arena_offset` (i64) on a
+    // single-result op, `gemma.arena_offsets` (array<i64>) on the others.
+    llvm::SmallVector<int64_t> arenaOffsets;
     for (NamedAttribute named : op.getAttrs()) {
       StringRef key = named.getName().getValue();
       Attribute value = named.getValue();
       if (key == kArenaOffset) {
         if (auto i = dyn_cast<IntegerAttr>(value))
-          arenaOffset = i.getInt();
+          arenaOffsets.assign(1, i.getInt());
         continue;
       }
+      if (key == kArenaOffsets) {
+        if (auto a = dyn_cast<DenseI64ArrayAttr>(value))
+          arenaOffsets.assign(a.asArrayRef().begin(), a.asArrayRef().end());
+        continue;
+      }
+      if (key == kOperandSegmentSizes)
+        continue;
       if (key.starts_with("gemma."))
         continue; // other planning annotations
       if (auto f = dyn_cast<FloatAttr>(value)) {
@@ -394,10 +514,16 @@ LogicalResult Emitter::collectFunction(func::FuncOp fn) {
     if (auto norm = dyn_cast<gemma::RmsNormOp>(op))
       attrs->head_dim = static_cast<int32_t>(
           cast<RankedTensorType>(norm.getWeight().getType()).getDimSize(0));
-    if (!arenaOffset)
-      return op.emitOpError() << "has no " << kArenaOffset
-                              << " (i64); run the compile pipeline "
-                                 "(plan-memory) before emitting bytecode";
+    if (arenaOffsets.size() != op.getNumResults()) {
+      InFlightDiagnostic diag = op.emitOpError() << "has no ";
+      if (op.getNumResults() == 1)
+        diag << kArenaOffset << " (i64)";
+      else
+        diag << kArenaOffsets << " (one i64 for each of its "
+             << op.getNumResults() << " results)";
+      return diag << "; run the compile pipeline (plan-memory) before "
+                     "emitting bytecode";
+    }
 
     if (auto attn = dyn_cast<gemma::AttentionOp>(op)) {
       int64_t layer = attn.getLayer();
@@ -405,7 +531,7 @@ LogicalResult Emitter::collectFunction(func::FuncOp fn) {
       kv.num_kv_heads = attn.getNumKvHeads();
       kv.head_dim = attn.getHeadDim();
       kv.window = attn.getWindow();
-      kv.dtype = fbs::DType::F32;
+      kv.dtype = kvDtype;
       auto [it, inserted] = kvLayers.try_emplace(layer, kv);
       if (inserted) {
         kvLayerLoc.try_emplace(layer, op.getLoc());
@@ -424,12 +550,19 @@ LogicalResult Emitter::collectFunction(func::FuncOp fn) {
 
     std::string name =
         (function->name + "." + llvm::Twine(counter++) + "." + mnemonic).str();
-    FailureOr<uint32_t> out = arenaTensor(op.getResult(0), name, *arenaOffset,
-                                          *maxTokens, op.getLoc());
-    if (failed(out))
-      return failure();
-    ids[op.getResult(0)] = *out;
-    inst->outputs.push_back(*out);
+    for (OpResult result : op.getResults()) {
+      std::string resultName =
+          op.getNumResults() == 1
+              ? name
+              : (name + "." + llvm::Twine(result.getResultNumber())).str();
+      FailureOr<uint32_t> out = arenaTensor(
+          result, resultName, arenaOffsets[result.getResultNumber()],
+          *maxTokens, op.getLoc());
+      if (failed(out))
+        return failure();
+      ids[result] = *out;
+      inst->outputs.push_back(*out);
+    }
     inst->attrs = std::move(attrs);
     inst->location = locationString(op.getLoc());
     function->instructions.push_back(std::move(inst));
@@ -579,6 +712,18 @@ LogicalResult Emitter::fillModuleInfo() {
 }
 
 LogicalResult Emitter::collect() {
+  // The KV cache dtype applies to every layer, so it is known before the
+  // attention ops are read.
+  if (Attribute attr = module->getAttr(kKvDtype)) {
+    auto name = dyn_cast<StringAttr>(attr);
+    if (!name || (name.getValue() != "f32" && name.getValue() != "i8"))
+      return module.emitError() << "module attribute " << kKvDtype
+                                << " must be \"f32\" or \"i8\", got " << attr;
+    if (name.getValue() == "i8") {
+      kvDtype = fbs::DType::I8;
+      features.insert("kv:i8");
+    }
+  }
   for (Operation &op : module.getBody()->getOperations()) {
     auto fn = dyn_cast<func::FuncOp>(op);
     if (!fn)
@@ -588,6 +733,14 @@ LogicalResult Emitter::collect() {
   }
   if (program.functions.empty())
     return module.emitError() << "the module has no functions";
+  if (Attribute attr = module->getAttr(kQuantization)) {
+    auto text = dyn_cast<StringAttr>(attr);
+    if (!text)
+      return module.emitError() << "module attribute " << kQuantization
+                                << " must be a string, got " << attr;
+    program.quantization = text.getValue().str();
+  }
+  program.required_features.assign(features.begin(), features.end());
   return fillModuleInfo();
 }
 
@@ -665,6 +818,15 @@ LogicalResult Emitter::writeWeights(llvm::raw_fd_ostream &os) {
     const unsigned char *src =
         reinterpret_cast<const unsigned char *>((*mapped)->getBufferStart());
     uint64_t hash = 0xcbf29ce484222325ull;
+    if (isQuantized(w.dtype)) {
+      if (failed(writeQuantized(w, src, os, hash, done, total)))
+        return failure();
+      segment.checksum = hash;
+      pos = start + w.bytes;
+      if (os.has_error())
+        return module.emitError() << "write error: " << os.error().message();
+      continue;
+    }
     size_t outElem = weightFormatBytes(w.target);
     size_t inElem = weightFormatBytes(w.source);
     for (uint64_t first = 0; first < w.elements; first += chunkElements) {
@@ -691,6 +853,84 @@ LogicalResult Emitter::writeWeights(llvm::raw_fd_ostream &os) {
   return success();
 }
 
+/// Quantizes `w` from its mapped source bytes while writing it, a batch of
+/// rows at a time: the tensor is never held whole, in f32 or in its module
+/// form. Q8C's scales follow all its rows, so they are kept (4 bytes a row)
+/// and written last.
+LogicalResult Emitter::writeQuantized(WeightInfo &w, const unsigned char *src,
+                                      llvm::raw_fd_ostream &os, uint64_t &hash,
+                                      uint64_t &done, uint64_t total) {
+  StringRef name = w.op.getName();
+  const uint64_t rows = w.rows, cols = w.cols;
+  const size_t inElem = weightFormatBytes(w.source);
+  const uint64_t rowBytes = w.dtype == fbs::DType::Q8C ? cols
+                            : w.dtype == fbs::DType::Q4G32
+                                ? cols / kQ4G32Block * kQ4G32BlockBytes
+                                : cols / kQ4G128Block * kQ4G128BlockBytes;
+  const uint64_t batch = std::max<uint64_t>(1, (1u << 20) / cols);
+  std::vector<float> row(cols);
+  std::vector<unsigned char> out(std::min(batch, rows) * rowBytes);
+  std::vector<float> scales;
+  if (w.dtype == fbs::DType::Q8C)
+    scales.reserve(rows);
+  for (uint64_t first = 0; first < rows; first += batch) {
+    uint64_t n = std::min(batch, rows - first);
+    for (uint64_t r = 0; r < n; ++r) {
+      uint64_t index = first + r;
+      const unsigned char *in = src + index * cols * inElem;
+      if (w.source == WeightFormat::BF16) {
+        // The common checkpoint dtype: a shift, in a loop that vectorizes.
+        for (uint64_t j = 0; j < cols; ++j) {
+          uint16_t h;
+          std::memcpy(&h, in + 2 * j, 2);
+          uint32_t u = static_cast<uint32_t>(h) << 16;
+          std::memcpy(&row[j], &u, 4);
+        }
+      } else {
+        convertWeights(in, w.source, row.data(), WeightFormat::F32, cols);
+      }
+      bool finite = true;
+      for (uint64_t j = 0; j < cols; ++j)
+        finite &= std::isfinite(row[j]);
+      for (uint64_t j = 0; !finite && j < cols; ++j)
+        if (!std::isfinite(row[j]))
+          return w.op.emitOpError()
+                 << "weight '" << name << "' has a non-finite value (" << row[j]
+                 << ") at [" << index << ", " << j << "]; it "
+                 << "cannot be stored as " << lowerName(w.dtype);
+      unsigned char *dst = out.data() + r * rowBytes;
+      bool ok = true;
+      if (w.dtype == fbs::DType::Q8C)
+        scales.push_back(
+            quantizeRowQ8C(row.data(), cols, reinterpret_cast<int8_t *>(dst)));
+      else if (w.dtype == fbs::DType::Q4G32)
+        ok = quantizeRowQ4G32(row.data(), cols, dst);
+      else
+        ok = quantizeRowQ4G128(row.data(), cols, dst);
+      if (!ok)
+        return w.op.emitOpError()
+               << "weight '" << name << "' row " << index << " has values "
+               << "too large for the f16 scale of " << lowerName(w.dtype)
+               << " (the largest f16 is 65504); store it as q8 or a float "
+                  "dtype instead";
+    }
+    hash = Fnv1a64(out.data(), n * rowBytes, hash);
+    os.write(reinterpret_cast<const char *>(out.data()), n * rowBytes);
+    done += n * rowBytes;
+    progress(done, total, false);
+  }
+  if (w.dtype == fbs::DType::Q8C) {
+    // Little-endian f32, like every number in the file.
+    const unsigned char *bytes =
+        reinterpret_cast<const unsigned char *>(scales.data());
+    hash = Fnv1a64(bytes, scales.size() * 4, hash);
+    os.write(reinterpret_cast<const char *>(bytes), scales.size() * 4);
+    done += scales.size() * 4;
+    progress(done, total, false);
+  }
+  return success();
+}
+
 void Emitter::printSummary(StringRef path, uint64_t fileSize) {
   if (!options.log)
     return;
@@ -700,12 +940,16 @@ void Emitter::printSummary(StringRef path, uint64_t fileSize) {
   for (bool s : cfg.layer_is_sliding)
     local += s;
   std::map<std::string, uint64_t> byDtype;
-  for (const auto &entry : weights)
-    byDtype[dtypeName(entry.second.dtype).str()] += entry.second.bytes;
-  uint64_t kvPerToken = 0;
-  for (const auto &kv : program.kv_layers)
-    kvPerToken +=
-        2ull * kv->num_kv_heads * kv->head_dim * dtypeBytes(kv->dtype);
+  // Tensor class -> stored dtype -> number of tensors.
+  std::map<WeightClass, std::map<std::string, unsigned>> byClass;
+  uint64_t weightBytes = 0, params = 0;
+  for (const auto &entry : weights) {
+    const WeightInfo &w = entry.second;
+    byDtype[dtypeName(w.dtype).str()] += w.bytes;
+    byClass[weightClassOf(entry.first())][lowerName(w.dtype)] += 1;
+    weightBytes += w.bytes;
+    params += w.elements;
+  }
 
   os << "wrote " << path << "\n";
   os << "  model       " << cfg.architecture << " ("
@@ -720,14 +964,63 @@ void Emitter::printSummary(StringRef path, uint64_t fileSize) {
   os << "  weights    ";
   for (const auto &[dtype, bytes] : byDtype)
     os << " " << dtype << " " << humanBytes(bytes) << ";";
+  os << " "
+     << llvm::format("%.2f",
+                     params ? 8.0 * static_cast<double>(weightBytes) / params
+                            : 0.0)
+     << " bits per weight\n";
+  // The scheme each class ended up with; a class with several dtypes (a
+  // matrix that did not fit the group) lists each with its tensor count.
+  os << "  quant       "
+     << (program.quantization.empty() ? std::string("(no policy recorded)")
+                                      : program.quantization)
+     << ":";
+  for (const auto &[cls, dtypes] : byClass) {
+    os << " " << weightClassName(cls);
+    bool firstDtype = true;
+    for (const auto &[dtype, count] : dtypes) {
+      os << (firstDtype ? " " : " + ") << dtype;
+      if (dtypes.size() > 1)
+        os << " x" << count;
+      firstDtype = false;
+    }
+    os << ";";
+  }
   os << "\n";
   os << "  arena      ";
-  for (const auto &fn : program.functions)
-    os << " " << fn->name << " " << humanBytes(fn->arena_bytes) << " ("
-       << fn->max_tokens << " tokens);";
+  for (const ArenaPlan &plan : arenaByFunction) {
+    os << " " << plan.function << " " << humanBytes(plan.size);
+    if (plan.naive)
+      os << " (naive " << humanBytes(plan.naive) << ")";
+    os << " for " << plan.maxTokens
+       << (plan.maxTokens == 1 ? " token;" : " tokens;");
+  }
   os << "\n";
-  os << "  KV cache    " << humanBytes(kvPerToken) << " per token (f32, "
-     << program.kv_layers.size() << " layers)\n";
+  // Per layer kind: sliding layers hold a ring of `capacity` positions,
+  // global ones grow with the context. Bytes per position count K and V
+  // (and their f32 scales for an i8 cache).
+  std::map<std::tuple<bool, uint64_t, uint64_t>, unsigned> kvGroups;
+  for (const auto &kv : program.kv_layers) {
+    uint64_t perPosition =
+        2ull * kv->num_kv_heads * kv->head_dim * dtypeBytes(kv->dtype);
+    if (kv->dtype == fbs::DType::I8)
+      perPosition += 2ull * kv->num_kv_heads * 4;
+    kvGroups[{kv->window == 0, kv->window ? kv->capacity : 0, perPosition}] +=
+        1;
+  }
+  os << "  KV cache    " << lowerName(kvDtype) << ",";
+  for (const auto &[key, layers] : kvGroups) {
+    auto [global, capacity, perPosition] = key;
+    if (global)
+      os << " " << layers << " global layer" << (layers == 1 ? "" : "s") << ": "
+         << humanBytes(perPosition) << " per token each;";
+    else
+      os << " " << layers << " sliding layer" << (layers == 1 ? "" : "s")
+         << ": ring of " << capacity << " positions x "
+         << humanBytes(perPosition) << " = "
+         << humanBytes(capacity * perPosition) << " each;";
+  }
+  os << "\n";
   os << "  tokenizer   " << program.tokenizer_vocab_size << " pieces ("
      << humanBytes(program.tokenizer.size()) << ")\n";
 }

@@ -6,10 +6,14 @@
 // each function has `gemma.arena_size` and `gemma.max_tokens`) as a module
 // file: header, FlatBuffers program (runtime/schema/module.fbs), then the
 // weights, read from the checkpoint files the `gemma.weight` ops name and
-// converted to the module's dtypes on the way. The file appears atomically:
-// it is written next to the output under a temporary name and renamed at the
-// end; on any error the temporary is removed and an existing output is left
-// untouched. Called by `gemma-compile`.
+// converted to the module's dtypes on the way (quantized ones row by row,
+// docs/quantization.md). Module attributes `gemma.quantization` and
+// `gemma.kv_dtype` ("f32" or "i8") become Module.quantization and the KV
+// layers' dtype; Module.required_features names what the module needs
+// beyond format 1.0 (quantized dtypes, an i8 KV cache, fused ops). The file
+// appears atomically: it is written next to the output under a temporary name
+// and renamed at the end; on any error the temporary is removed and an existing
+// output is left untouched. Called by `gemma-compile`.
 //
 //===----------------------------------------------------------------------===//
 

@@ -78,3 +78,23 @@ func.func @zero_max_tokens(%tok: tensor<?xi32>) -> tensor<?xi32>
     attributes {gemma.max_tokens = 0 : i64} {
   return %tok : tensor<?xi32>
 }
+
+// -----
+
+// A fused op with two results: each gets its own slot, live from the op on,
+// recorded in order in gemma.arena_offsets. max_tokens = 2: tokens 64 bytes,
+// activations 2 x 16 x 4 = 128. %x dies at the fused op, so the sum cannot
+// take its bytes (a result never aliases an operand) but %n's user can.
+// CHECK-LABEL: func.func @two_results
+// CHECK: gemma.embed {{.*}}gemma.arena_offset = 64 : i64
+// CHECK: gemma.add_rms_norm {{.*}}gemma.arena_offsets = array<i64: 192, 320>
+// CHECK: gemma.add {{.*}}gemma.arena_offset = 0 : i64
+func.func @two_results(%tok: tensor<?xi32>) -> tensor<?x16xf32>
+    attributes {gemma.max_tokens = 2 : i64} {
+  %e = gemma.weight "e" {file = "w.safetensors", offset = 0 : i64, source_dtype = "F32"} : tensor<32x16xf32>
+  %w = gemma.weight "w" {file = "w.safetensors", offset = 0 : i64, source_dtype = "F32"} : tensor<16xf32>
+  %x = gemma.embed %tok, %e {scale = 1.0 : f32} : (tensor<?xi32>, tensor<32x16xf32>) -> tensor<?x16xf32>
+  %s, %n = gemma.add_rms_norm %x, %x, %w : (tensor<?x16xf32>, tensor<?x16xf32>, tensor<16xf32>) -> (tensor<?x16xf32>, tensor<?x16xf32>)
+  %y = gemma.add %s, %n : tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}

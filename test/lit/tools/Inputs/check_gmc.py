@@ -134,6 +134,7 @@ for f in m["functions"]:
     ids = set(f["inputs"]) | set(f["outputs"])
     for inst in f["instructions"]:
         ids |= set(inst["inputs"]) | set(inst["outputs"])
+    ids.discard(0xFFFFFFFF)  # an absent optional input (module.fbs)
     for i in ids:
         t = m["tensors"][i]
         if t.get("storage") == "Arena" and t.get("offset", 0) + t["size_bytes"] > f["arena_bytes"]:

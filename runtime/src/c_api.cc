@@ -33,7 +33,8 @@ struct gemmac_module {
   gemmac_runtime *runtime = nullptr;
   std::shared_ptr<gemmac::Module> module;
   std::vector<int32_t> stop_ids;
-  std::string producer, architecture;
+  std::string producer, architecture, quantization;
+  int32_t prefill_last_logits_only = 0;
 };
 
 struct gemmac_session {
@@ -207,6 +208,13 @@ gemmac_status *gemmac_module_load(gemmac_runtime *runtime, const char *path,
   mod->producer = p.producer() ? p.producer()->str() : "";
   mod->architecture =
       p.config()->architecture() ? p.config()->architecture()->str() : "";
+  mod->quantization = p.quantization() ? p.quantization()->str() : "";
+  {
+    const auto *prefill = mod->module->FindFunction("prefill");
+    const auto *out = p.tensors()->Get(prefill->outputs()->Get(0));
+    mod->prefill_last_logits_only =
+        out->shape()->Get(0) != gemmac::kTokensDim ? 1 : 0;
+  }
   *out = mod;
   return nullptr;
   GEMMAC_C_CATCH
@@ -267,6 +275,8 @@ gemmac_status *gemmac_module_get_info(const gemmac_module *module,
   i.decode_max_tokens = m.FindFunction("decode")->max_tokens();
   i.weights_bytes = m.weights_bytes();
   i.parameter_count = c->parameter_count();
+  i.quantization = module->quantization.c_str();
+  i.prefill_last_logits_only = module->prefill_last_logits_only;
   size_t n = info->struct_size < sizeof(i) ? info->struct_size : sizeof(i);
   std::memcpy(info, &i, n);
   info->struct_size = n;

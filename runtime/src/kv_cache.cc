@@ -5,6 +5,13 @@
 
 namespace gemmac {
 
+uint64_t KvCache::BytesPerPosition(const schema::KvLayer &l) {
+  uint64_t heads = l.num_kv_heads();
+  if (l.dtype() == schema::DType::I8)
+    return 2 * (heads * l.head_dim() + heads * sizeof(float));
+  return 2 * heads * l.head_dim() * sizeof(float);
+}
+
 int64_t KvCache::Capacity(const schema::KvLayer &layer,
                           int64_t context_length) {
   if (layer.capacity() == 0)
@@ -13,14 +20,18 @@ int64_t KvCache::Capacity(const schema::KvLayer &layer,
   return std::min<int64_t>(layer.capacity(), context_length);
 }
 
+uint64_t KvCache::LayerBytes(const schema::KvLayer &layer,
+                             int64_t context_length) {
+  return uint64_t(Capacity(layer, context_length)) * BytesPerPosition(layer);
+}
+
 uint64_t KvCache::BytesNeeded(const schema::Module &module,
                               int64_t context_length) {
   uint64_t total = 0;
   if (module.kv_layers() == nullptr)
     return 0;
   for (const schema::KvLayer *l : *module.kv_layers())
-    total += 2ull * Capacity(*l, context_length) * l->num_kv_heads() *
-             l->head_dim() * sizeof(float);
+    total += LayerBytes(*l, context_length);
   return total;
 }
 
@@ -29,18 +40,35 @@ Status KvCache::Create(Backend *backend, const schema::Module &module,
   std::unique_ptr<KvCache> kv(new KvCache());
   kv->backend_ = backend;
   if (module.kv_layers() != nullptr) {
+    kv->layers_.reserve(module.kv_layers()->size());
     for (const schema::KvLayer *l : *module.kv_layers()) {
+      bool i8 = l->dtype() == schema::DType::I8;
       gemmac_kv_cache c{};
+      // The ABI 1.1 struct: a plugin built against 1.0 reads only the
+      // fields before k_scale (and the session refuses i8 caches for it).
       c.struct_size = sizeof(c);
-      c.dtype = GEMMAC_DTYPE_F32;
+      c.dtype = i8 ? GEMMAC_DTYPE_I8 : GEMMAC_DTYPE_F32;
       c.capacity = static_cast<int32_t>(Capacity(*l, context_length));
       c.num_kv_heads = static_cast<int32_t>(l->num_kv_heads());
       c.head_dim = static_cast<int32_t>(l->head_dim());
-      size_t bytes = size_t(c.capacity) * c.num_kv_heads * c.head_dim * 4;
+      size_t rows = size_t(c.capacity) * c.num_kv_heads;
+      size_t bytes = rows * c.head_dim * (i8 ? 1 : sizeof(float));
+      size_t scale_bytes = i8 ? rows * sizeof(float) : 0;
       c.k = backend->Alloc(bytes);
       c.v = c.k ? backend->Alloc(bytes) : nullptr;
-      if (c.k == nullptr || c.v == nullptr) {
+      bool ok = c.k != nullptr && c.v != nullptr;
+      if (ok && i8) {
+        c.k_scale = static_cast<float *>(backend->Alloc(scale_bytes));
+        c.v_scale = c.k_scale
+                        ? static_cast<float *>(backend->Alloc(scale_bytes))
+                        : nullptr;
+        ok = c.k_scale != nullptr && c.v_scale != nullptr;
+      }
+      if (!ok) {
         backend->Free(c.k);
+        backend->Free(c.v);
+        backend->Free(c.k_scale);
+        backend->Free(c.v_scale);
         return Status(StatusCode::kResourceExhausted,
                       "KV cache: backend '" + backend->name() +
                           "' could not allocate " +
@@ -48,10 +76,15 @@ Status KvCache::Create(Backend *backend, const schema::Module &module,
                           " bytes for a context of " +
                           std::to_string(context_length) + " tokens");
       }
-      // Zeroed so a reader of a never-written row sees numbers, not garbage.
+      // Zeroed so a reader of a never-written row sees numbers (0 * scale
+      // 0 for int8), not garbage.
       std::memset(c.k, 0, bytes);
       std::memset(c.v, 0, bytes);
-      kv->bytes_ += 2 * bytes;
+      if (i8) {
+        std::memset(c.k_scale, 0, scale_bytes);
+        std::memset(c.v_scale, 0, scale_bytes);
+      }
+      kv->bytes_ += 2 * (bytes + scale_bytes);
       kv->layers_.push_back(c);
     }
   }
@@ -63,6 +96,8 @@ KvCache::~KvCache() {
   for (gemmac_kv_cache &c : layers_) {
     backend_->Free(c.k);
     backend_->Free(c.v);
+    backend_->Free(c.k_scale);
+    backend_->Free(c.v_scale);
   }
 }
 

@@ -1,8 +1,9 @@
-// The KV cache of a session: per attention layer, f32 k and v of shape
-// [capacity, num_kv_heads, head_dim], allocated once from the backend when
-// the session is created. Sliding-window layers keep a ring of the module's
-// capacity (window + largest chunk); global layers (capacity 0) hold the
-// session's whole context. Position p lives in row p % capacity; the
+// The KV cache of a session: per attention layer, k and v of shape
+// [capacity, num_kv_heads, head_dim] in the layer's dtype (f32, or int8 with
+// f32 k_scale/v_scale of [capacity, num_kv_heads]), allocated once from the
+// backend when the session is created. Sliding-window layers keep a ring of the
+// module's capacity (window + largest chunk); global layers (capacity 0) hold
+// the session's whole context. Position p lives in row p % capacity; the
 // attention kernels write and read it (plugin.h, gemmac_kv_cache).
 #ifndef GEMMAC_RUNTIME_KV_CACHE_H_
 #define GEMMAC_RUNTIME_KV_CACHE_H_
@@ -20,7 +21,14 @@ class KvCache {
 public:
   // Rows a layer gets in a session of `context_length` tokens.
   static int64_t Capacity(const schema::KvLayer &layer, int64_t context_length);
-  // Bytes of k and v of every layer together.
+  // Bytes one position costs in `layer`: its k and v rows, plus their f32
+  // scales (one per KV head each) when the cache is int8.
+  static uint64_t BytesPerPosition(const schema::KvLayer &layer);
+  // Bytes of one layer in a session of `context_length` tokens: k and v,
+  // and their scales for an int8 layer.
+  static uint64_t LayerBytes(const schema::KvLayer &layer,
+                             int64_t context_length);
+  // Bytes of every layer together (what bytes() will be).
   static uint64_t BytesNeeded(const schema::Module &module,
                               int64_t context_length);
   // The row of absolute position `pos` in a layer of `capacity` rows.

@@ -166,6 +166,12 @@ size_t DTypeSize(schema::DType dtype) {
   case schema::DType::BF16:
   case schema::DType::F16:
     return 2;
+  case schema::DType::I8:
+    return 1;
+  case schema::DType::Q8C:
+  case schema::DType::Q4G32:
+  case schema::DType::Q4G128:
+    return 0;
   }
   return 0;
 }
@@ -180,8 +186,98 @@ const char *DTypeName(schema::DType dtype) {
     return "f16";
   case schema::DType::I32:
     return "i32";
+  case schema::DType::I8:
+    return "i8";
+  case schema::DType::Q8C:
+    return "q8c";
+  case schema::DType::Q4G32:
+    return "q4g32";
+  case schema::DType::Q4G128:
+    return "q4g128";
   }
   return "unknown";
+}
+
+bool IsQuantizedDType(schema::DType dtype) {
+  return dtype == schema::DType::Q8C || dtype == schema::DType::Q4G32 ||
+         dtype == schema::DType::Q4G128;
+}
+
+bool IsWeightDType(schema::DType dtype) {
+  switch (dtype) {
+  case schema::DType::F32:
+  case schema::DType::BF16:
+  case schema::DType::F16:
+  case schema::DType::I32:
+    return true;
+  default:
+    return IsQuantizedDType(dtype);
+  }
+}
+
+const char *OpMnemonic(schema::OpCode op) {
+  // The names of compiler/dialect/GemmaOps.td, which the compiler writes
+  // into Module.required_features as "op:<mnemonic>".
+  switch (op) {
+  case schema::OpCode::Embed:
+    return "embed";
+  case schema::OpCode::RmsNorm:
+    return "rms_norm";
+  case schema::OpCode::Linear:
+    return "linear";
+  case schema::OpCode::Rope:
+    return "rope";
+  case schema::OpCode::Attention:
+    return "attention";
+  case schema::OpCode::GeluTanh:
+    return "gelu_tanh";
+  case schema::OpCode::Mul:
+    return "mul";
+  case schema::OpCode::Add:
+    return "add";
+  case schema::OpCode::Softcap:
+    return "softcap";
+  case schema::OpCode::Scale:
+    return "scale";
+  case schema::OpCode::LmHead:
+    return "lm_head";
+  case schema::OpCode::AddRmsNorm:
+    return "add_rms_norm";
+  case schema::OpCode::QkvProj:
+    return "qkv_proj";
+  case schema::OpCode::GatedMlp:
+    return "gated_mlp";
+  case schema::OpCode::FinalHead:
+    return "final_head";
+  }
+  return nullptr;
+}
+
+const std::vector<std::string> &KnownFeatures() {
+  static const std::vector<std::string> known = [] {
+    std::vector<std::string> k;
+    for (uint32_t op = 0; op <= static_cast<uint32_t>(schema::OpCode::MAX);
+         ++op)
+      if (const char *n = OpMnemonic(static_cast<schema::OpCode>(op)))
+        k.push_back(std::string("op:") + n);
+    for (uint32_t d = 0; d <= static_cast<uint32_t>(schema::DType::MAX); ++d)
+      if (IsWeightDType(static_cast<schema::DType>(d)))
+        k.push_back(std::string("dtype:") +
+                    DTypeName(static_cast<schema::DType>(d)));
+    k.push_back("kv:f32");
+    k.push_back("kv:i8");
+    return k;
+  }();
+  return known;
+}
+
+std::string RuntimeVersionString() {
+#ifndef GEMMAC_RUNTIME_VERSION
+#define GEMMAC_RUNTIME_VERSION "unknown"
+#endif
+  return std::string("gemmac runtime ") + GEMMAC_RUNTIME_VERSION +
+         " (module format " + std::to_string(kModuleVersionMajor) + "." +
+         std::to_string(kModuleVersionMinor) + ")";
 }
 
 } // namespace gemmac

@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "gemmac/module_format.h"
 #include "gemmac/module_generated.h"
@@ -60,15 +61,39 @@ private:
   std::unique_ptr<text::Tokenizer> tokenizer_;
 };
 
+// The tensor id an instruction writes for an absent optional input
+// (module.fbs, Instruction.inputs; docs/ops.md, "Fused ops"). The VM hands
+// the plugin a tensor with data == NULL, rank 0, dtype GEMMAC_DTYPE_NONE.
+inline constexpr uint32_t kNoTensor = 0xFFFFFFFFu;
+
 // The semantic checks (module_verifier.cc), run by Load after the
 // FlatBuffers Verifier: every reference in range, every instruction
 // consistent with docs/ops.md. `file` only names the file in messages.
 Status VerifyModuleProgram(const std::string &file, const ModuleHeader &header,
                            uint64_t file_size, const schema::Module &program);
 
-// Bytes of one element of `dtype`; 0 for an unknown dtype.
+// Bytes of one element of a dense dtype (f32, bf16, f16, i32, i8); 0 for the
+// block-quantized weight formats (their sizes come from gemmac_weight_bytes)
+// and for unknown values.
 size_t DTypeSize(schema::DType dtype);
+// "f32", "q4g32", ...; "unknown" for a value this runtime does not know.
 const char *DTypeName(schema::DType dtype);
+// Q8C, Q4G32, Q4G128: block formats over a [rows, cols] weight.
+bool IsQuantizedDType(schema::DType dtype);
+// Dtypes a weight tensor may have: f32, bf16, f16, i32 and the quantized
+// formats (i8 is a KV cache dtype only).
+bool IsWeightDType(schema::DType dtype);
+// The dialect mnemonic of an op ("rms_norm", "qkv_proj"); nullptr when the
+// value is not an op this runtime knows.
+const char *OpMnemonic(schema::OpCode op);
+
+// The Module.required_features this runtime can honour: "op:<mnemonic>" for
+// every op it knows, "dtype:<name>" for every weight dtype, "kv:f32" and
+// "kv:i8". A module naming anything else is refused at load.
+const std::vector<std::string> &KnownFeatures();
+// This runtime's version and the module format it writes/reads, for
+// messages: "gemmac runtime 0.1.0 (module format 1.1)".
+std::string RuntimeVersionString();
 
 } // namespace gemmac
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "gemmac/plugin.h"
 #include "module.h"
 
 namespace gemmac {
@@ -52,6 +53,7 @@ private:
     return m_.tensors()->Get(id)->dtype();
   }
 
+  Status CheckFeatures();
   Status CheckSegments();
   Status CheckTensors();
   Status CheckSpecialTokens();
@@ -70,6 +72,9 @@ private:
 };
 
 Status Checker::Run() {
+  // First, so that a module made for a newer runtime is refused for what it
+  // needs, not for the first unknown dtype or op it happens to contain.
+  GEMMAC_RETURN_IF_ERROR(CheckFeatures());
   if (m_.config() == nullptr)
     return Err("Module.config is missing");
   if (m_.tokenizer() == nullptr || m_.tokenizer()->size() == 0)
@@ -135,10 +140,12 @@ Status Checker::CheckTensors() {
   for (uint32_t id = 0; id < m_.tensors()->size(); ++id) {
     const schema::Tensor *t = m_.tensors()->Get(id);
     std::string where = TensorName(id);
-    size_t esize = DTypeSize(t->dtype());
-    if (esize == 0)
+    schema::DType dtype = t->dtype();
+    if (DTypeSize(dtype) == 0 && !IsQuantizedDType(dtype))
       return Err(where + ": unknown dtype " +
-                 std::to_string(static_cast<int>(t->dtype())));
+                 std::to_string(static_cast<int>(dtype)) +
+                 "; this runtime knows f32, bf16, f16, i32, i8, q8c, q4g32 "
+                 "and q4g128");
     Shape s = ShapeOf(id);
     if (s.empty() || s.size() > 4)
       return Err(where + ": rank " + std::to_string(s.size()) +
@@ -160,18 +167,42 @@ Status Checker::CheckTensors() {
       if (symbolic)
         return Err(where + ": weight with symbolic shape " + ShapeStr(s) +
                    "; weights have static shapes");
+      if (!IsWeightDType(dtype))
+        return Err(where + ": a weight of dtype " + DTypeName(dtype) +
+                   "; i8 is a KV cache dtype, weights are f32, bf16, f16, "
+                   "i32, q8c, q4g32 or q4g128");
       if (t->segment() >= nsegs)
         return Err(where + ": segment " + std::to_string(t->segment()) +
                    " out of range; the module has " + std::to_string(nsegs) +
                    " segments");
-      if (t->size_bytes() != elems * esize)
+      // The bytes the layout needs (docs/quantization.md): dense dtypes are
+      // elements x element size; block formats are a [rows, cols] matrix
+      // whose cols fill whole groups.
+      uint64_t need = elems * DTypeSize(dtype);
+      uint64_t align = DTypeSize(dtype);
+      if (IsQuantizedDType(dtype)) {
+        if (s.size() != 2 || s[0] <= 0 || s[1] <= 0)
+          return Err(where + ": " + DTypeName(dtype) + ShapeStr(s) +
+                     "; a quantized weight is a [rows, cols] matrix");
+        int64_t bytes =
+            gemmac_weight_bytes(static_cast<int32_t>(dtype), s[0], s[1]);
+        if (bytes < 0)
+          return Err(where + ": " + DTypeName(dtype) + ShapeStr(s) + ": cols " +
+                     std::to_string(s[1]) + " is not a multiple of the " +
+                     (dtype == schema::DType::Q4G32 ? "32" : "128") +
+                     "-element group of " + DTypeName(dtype));
+        need = static_cast<uint64_t>(bytes);
+        // Q8C ends in f32 scales; the q4 blocks start with f16 scales.
+        align = dtype == schema::DType::Q8C ? 4 : 2;
+      }
+      if (t->size_bytes() != need)
         return Err(where + ": size_bytes " + std::to_string(t->size_bytes()) +
-                   " but " + ShapeStr(s) + " " + DTypeName(t->dtype()) +
-                   " needs " + std::to_string(elems * esize));
-      if (t->offset() % esize != 0)
+                   " but " + ShapeStr(s) + " " + DTypeName(dtype) + " needs " +
+                   std::to_string(need));
+      if (t->offset() % align != 0)
         return Err(where + ": offset " + std::to_string(t->offset()) +
-                   " is not a multiple of the element size " +
-                   std::to_string(esize));
+                   " is not a multiple of " + std::to_string(align) +
+                   " (the alignment of " + DTypeName(dtype) + ")");
       uint64_t seg_size = m_.segments()->Get(t->segment())->size();
       if (t->offset() > seg_size || t->size_bytes() > seg_size - t->offset())
         return Err(where + ": bytes [" + std::to_string(t->offset()) + ", +" +
@@ -180,12 +211,41 @@ Status Checker::CheckTensors() {
                    "segment " +
                    std::to_string(t->segment()) + " (" +
                    std::to_string(seg_size) + " bytes)");
-    } else if (t->storage() != schema::StorageKind::Arena) {
+    } else if (t->storage() == schema::StorageKind::Arena) {
+      if (IsQuantizedDType(dtype) || dtype == schema::DType::I8)
+        return Err(where + ": an arena tensor of dtype " + DTypeName(dtype) +
+                   "; activations are f32, bf16, f16 or i32");
+    } else {
       return Err(where + ": unknown storage kind " +
                  std::to_string(static_cast<int>(t->storage())));
     }
   }
   return Status::Ok();
+}
+
+Status Checker::CheckFeatures() {
+  const auto *req = m_.required_features();
+  if (req == nullptr)
+    return Status::Ok();
+  const std::vector<std::string> &known = KnownFeatures();
+  std::string unknown;
+  size_t count = 0;
+  for (const flatbuffers::String *f : *req) {
+    std::string name = f ? f->str() : std::string();
+    if (std::find(known.begin(), known.end(), name) != known.end())
+      continue;
+    unknown += (count++ ? ", \"" : "\"") + name + "\"";
+  }
+  if (count == 0)
+    return Status::Ok();
+  return Status(StatusCode::kUnimplemented,
+                file_ + ": Module.required_features names " +
+                    (count == 1 ? "a feature" : "features") +
+                    " this runtime does not know: " + unknown + "; this is " +
+                    RuntimeVersionString() +
+                    ". Run the module on a newer runtime, or recompile it "
+                    "without the options that need " +
+                    (count == 1 ? "it" : "them"));
 }
 
 Status Checker::CheckSpecialTokens() {
@@ -229,9 +289,10 @@ Status Checker::CheckKvLayers() {
       return Err(where + ": num_kv_heads " +
                  std::to_string(kv->num_kv_heads()) + ", head_dim " +
                  std::to_string(kv->head_dim()) + "; expected positive sizes");
-    if (kv->dtype() != schema::DType::F32)
-      return Err(where + ": dtype " + DTypeName(kv->dtype()) +
-                 "; this runtime keeps f32 KV caches");
+    if (kv->dtype() != schema::DType::F32 && kv->dtype() != schema::DType::I8)
+      return Err(where + ": dtype " + DTypeName(kv->dtype()) + " (" +
+                 std::to_string(static_cast<int>(kv->dtype())) +
+                 "); a KV cache is f32 or i8");
     if (kv->window() > 0) {
       uint64_t need = uint64_t(kv->window()) + max_tokens_any_ - 1;
       if (kv->capacity() < need)
@@ -289,13 +350,16 @@ Status Checker::CheckFunction(const schema::Function &f) {
     return Err(fname + ": input " + TensorName(in) + " is " +
                DTypeName(DTypeOf(in)) + ShapeStr(ShapeOf(in)) +
                "; expected an arena tensor i32[T]");
+  // [T,R]: the logits of every position; [1,R]: only the last position's
+  // (a prefill compiled with --prefill-logits=last).
   Shape os = ShapeOf(out);
   if (m_.tensors()->Get(out)->storage() != schema::StorageKind::Arena ||
-      DTypeOf(out) != schema::DType::F32 || os.size() != 2 || os[0] != kT ||
-      os[1] <= 0)
+      DTypeOf(out) != schema::DType::F32 || os.size() != 2 ||
+      (os[0] != kT && os[0] != 1) || os[1] <= 0)
     return Err(fname + ": output " + TensorName(out) + " is " +
                DTypeName(DTypeOf(out)) + ShapeStr(os) +
-               "; expected an arena tensor f32[T,R]");
+               "; expected an arena tensor f32[T,R] (every position) or "
+               "f32[1,R] (the last position)");
   GEMMAC_RETURN_IF_ERROR(CheckArenaTensor(f, fname, in));
   GEMMAC_RETURN_IF_ERROR(CheckArenaTensor(f, fname, out));
   if (f.instructions() == nullptr || f.instructions()->size() == 0)
@@ -303,23 +367,30 @@ Status Checker::CheckFunction(const schema::Function &f) {
   for (uint32_t i = 0; i < f.instructions()->size(); ++i) {
     const schema::Instruction *ins = f.instructions()->Get(i);
     std::string where = fname + " instruction " + std::to_string(i);
-    if (static_cast<uint32_t>(ins->op()) >
-        static_cast<uint32_t>(schema::OpCode::MAX))
+    if (OpMnemonic(ins->op()) == nullptr)
       return Err(where + ": unknown op code " +
                  std::to_string(static_cast<int>(ins->op())));
     where += std::string(" (") + schema::EnumNameOpCode(ins->op());
     if (ins->location() && ins->location()->size())
       where += " at " + ins->location()->str();
     where += ")";
+    if (ins->inputs() == nullptr || ins->outputs() == nullptr)
+      return Err(where + ": missing inputs or outputs");
     for (const auto *ids : {ins->inputs(), ins->outputs()}) {
-      if (ids == nullptr)
-        return Err(where + ": missing inputs or outputs");
       for (uint32_t j = 0; j < ids->size(); ++j) {
-        if (ids->Get(j) >= ntensors)
-          return Err(where + ": tensor id " + std::to_string(ids->Get(j)) +
+        uint32_t id = ids->Get(j);
+        // An absent optional input; whether this slot may be absent is the
+        // op's rule (CheckInstruction). Outputs are never absent.
+        if (id == kNoTensor && ids == ins->inputs())
+          continue;
+        if (id >= ntensors)
+          return Err(where + ": tensor id " + std::to_string(id) +
                      " out of range; the module has " +
-                     std::to_string(ntensors) + " tensors");
-        GEMMAC_RETURN_IF_ERROR(CheckArenaTensor(f, fname, ids->Get(j)));
+                     std::to_string(ntensors) + " tensors" +
+                     (id == kNoTensor ? " (0xFFFFFFFF marks an absent input "
+                                        "and cannot be an output)"
+                                      : ""));
+        GEMMAC_RETURN_IF_ERROR(CheckArenaTensor(f, fname, id));
       }
     }
     for (uint32_t id : *ins->outputs())
@@ -329,6 +400,95 @@ Status Checker::CheckFunction(const schema::Function &f) {
     GEMMAC_RETURN_IF_ERROR(CheckInstruction(f, where, *ins));
   }
   return Status::Ok();
+}
+
+// What each operand slot of an op holds (docs/ops.md).
+enum class Slot {
+  kAct,    // f32 activation
+  kTokens, // i32 token ids
+  kWeight, // any weight dtype: f32, bf16, f16, q8c, q4g32, q4g128
+  kNorm,   // a norm weight: f32 (never quantized)
+};
+
+struct SlotSpec {
+  const char *name;
+  Slot kind;
+  bool optional;
+};
+
+struct OpSignature {
+  std::vector<SlotSpec> inputs;
+  std::vector<const char *> outputs;
+};
+
+const OpSignature &SignatureOf(schema::OpCode op) {
+  using schema::OpCode;
+  static const OpSignature kUnary{{{"x", Slot::kAct, false}}, {"y"}};
+  static const OpSignature kBinary{
+      {{"a", Slot::kAct, false}, {"b", Slot::kAct, false}}, {"y"}};
+  static const OpSignature kEmbed{
+      {{"tokens", Slot::kTokens, false}, {"table", Slot::kWeight, false}},
+      {"y"}};
+  static const OpSignature kRmsNorm{
+      {{"x", Slot::kAct, false}, {"w", Slot::kNorm, false}}, {"y"}};
+  static const OpSignature kLinear{
+      {{"x", Slot::kAct, false}, {"w", Slot::kWeight, false}}, {"y"}};
+  static const OpSignature kAttention{{{"q", Slot::kAct, false},
+                                       {"k", Slot::kAct, false},
+                                       {"v", Slot::kAct, false}},
+                                      {"y"}};
+  static const OpSignature kLmHead{
+      {{"x", Slot::kAct, false}, {"table", Slot::kWeight, false}}, {"y"}};
+  static const OpSignature kAddRmsNorm{{{"x", Slot::kAct, false},
+                                        {"y", Slot::kAct, false},
+                                        {"w", Slot::kNorm, false}},
+                                       {"s", "h"}};
+  static const OpSignature kQkvProj{{{"x", Slot::kAct, false},
+                                     {"norm", Slot::kNorm, true},
+                                     {"wq", Slot::kWeight, false},
+                                     {"wk", Slot::kWeight, false},
+                                     {"wv", Slot::kWeight, false},
+                                     {"q_norm", Slot::kNorm, true},
+                                     {"k_norm", Slot::kNorm, true}},
+                                    {"q", "k", "v"}};
+  static const OpSignature kGatedMlp{{{"x", Slot::kAct, false},
+                                      {"norm", Slot::kNorm, true},
+                                      {"w_gate", Slot::kWeight, false},
+                                      {"w_up", Slot::kWeight, false}},
+                                     {"y"}};
+  static const OpSignature kFinalHead{{{"x", Slot::kAct, false},
+                                       {"norm", Slot::kNorm, false},
+                                       {"table", Slot::kWeight, false}},
+                                      {"y"}};
+  switch (op) {
+  case OpCode::Embed:
+    return kEmbed;
+  case OpCode::RmsNorm:
+    return kRmsNorm;
+  case OpCode::Linear:
+    return kLinear;
+  case OpCode::Attention:
+    return kAttention;
+  case OpCode::Mul:
+  case OpCode::Add:
+    return kBinary;
+  case OpCode::LmHead:
+    return kLmHead;
+  case OpCode::AddRmsNorm:
+    return kAddRmsNorm;
+  case OpCode::QkvProj:
+    return kQkvProj;
+  case OpCode::GatedMlp:
+    return kGatedMlp;
+  case OpCode::FinalHead:
+    return kFinalHead;
+  case OpCode::Rope:
+  case OpCode::GeluTanh:
+  case OpCode::Softcap:
+  case OpCode::Scale:
+    break;
+  }
+  return kUnary;
 }
 
 Status Checker::CheckInstruction(const schema::Function &f,
@@ -348,60 +508,83 @@ Status Checker::CheckInstruction(const schema::Function &f,
     return a ? (a->*get)() : def;
   };
 
-  size_t want_in = 1;
-  switch (ins.op()) {
-  case OpCode::Embed:
-  case OpCode::RmsNorm:
-  case OpCode::Linear:
-  case OpCode::Mul:
-  case OpCode::Add:
-  case OpCode::LmHead:
-    want_in = 2;
-    break;
-  case OpCode::Attention:
-    want_in = 3;
-    break;
-  default:
-    break;
+  const OpSignature &sig = SignatureOf(ins.op());
+  if (in.size() != sig.inputs.size() || out.size() != sig.outputs.size()) {
+    size_t optional = 0;
+    for (const SlotSpec &slot : sig.inputs)
+      optional += slot.optional;
+    auto plural = [](size_t n, const char *word) {
+      return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
+    };
+    return Err(
+        where + ": " + plural(in.size(), "input") + " and " +
+        plural(out.size(), "output") + "; expected " +
+        plural(sig.inputs.size(), "input") +
+        (optional ? " (absent optional ones written as 0xFFFFFFFF)" : "") +
+        " and " + plural(sig.outputs.size(), "output"));
   }
-  if (in.size() != want_in || out.size() != 1)
-    return Err(where + ": " + std::to_string(in.size()) + " inputs and " +
-               std::to_string(out.size()) + " outputs; expected " +
-               std::to_string(want_in) + " inputs and 1 output");
+  auto present = [&](uint32_t j) { return in.Get(j) != kNoTensor; };
 
   auto operand = [&](bool is_out, uint32_t j) {
     uint32_t id = is_out ? out.Get(j) : in.Get(j);
-    return (is_out ? "output " : "input ") + std::to_string(j) + " (" +
-           TensorName(id) + ", " + DTypeName(DTypeOf(id)) +
+    std::string slot = is_out ? sig.outputs[j] : sig.inputs[j].name;
+    return (is_out ? "output " : "input ") + std::to_string(j) + " " + slot +
+           " (" + TensorName(id) + ", " + DTypeName(DTypeOf(id)) +
            ShapeStr(ShapeOf(id)) + ")";
   };
   auto bad = [&](bool is_out, uint32_t j, const std::string &expected) {
     return Err(where + ": " + operand(is_out, j) + "; expected " + expected);
   };
-  auto is_weight_dtype = [](DType d) {
-    return d == DType::F32 || d == DType::BF16 || d == DType::F16;
-  };
   for (uint32_t j = 0; j < in.size(); ++j) {
-    bool weight_slot = (ins.op() == OpCode::Embed && j == 1) ||
-                       (ins.op() == OpCode::Linear && j == 1) ||
-                       (ins.op() == OpCode::LmHead && j == 1);
-    bool tokens_slot = ins.op() == OpCode::Embed && j == 0;
+    const SlotSpec &slot = sig.inputs[j];
+    if (!present(j)) {
+      if (slot.optional)
+        continue;
+      return Err(where + ": input " + std::to_string(j) + " " + slot.name +
+                 " is absent (tensor id 0xFFFFFFFF), but " +
+                 schema::EnumNameOpCode(ins.op()) + " requires it");
+    }
     DType d = DTypeOf(in.Get(j));
-    if (tokens_slot   ? d != DType::I32
-        : weight_slot ? !is_weight_dtype(d)
-                      : d != DType::F32)
-      return bad(false, j,
-                 tokens_slot   ? "i32"
-                 : weight_slot ? "f32, bf16 or f16"
-                               : "f32");
+    switch (slot.kind) {
+    case Slot::kTokens:
+      if (d != DType::I32)
+        return bad(false, j, "i32");
+      break;
+    case Slot::kWeight:
+      if (!IsWeightDType(d) || d == DType::I32)
+        return bad(false, j,
+                   "a weight dtype (f32, bf16, f16, q8c, q4g32 or "
+                   "q4g128)");
+      break;
+    case Slot::kAct:
+    case Slot::kNorm:
+      if (d != DType::F32)
+        return bad(false, j, "f32");
+      break;
+    }
   }
-  if (DTypeOf(out.Get(0)) != DType::F32)
-    return bad(true, 0, "f32");
+  for (uint32_t j = 0; j < out.size(); ++j)
+    if (DTypeOf(out.Get(j)) != DType::F32)
+      return bad(true, j, "f32");
 
   Shape x = ShapeOf(in.Get(0)), y = ShapeOf(out.Get(0));
-  auto same_as_x = [&]() -> Status {
-    if (y != x)
-      return bad(true, 0, "the shape of input 0 " + ShapeStr(x));
+  auto same_as_x = [&](uint32_t j = 0) -> Status {
+    if (ShapeOf(out.Get(j)) != x)
+      return bad(true, j, "the shape of input 0 " + ShapeStr(x));
+    return Status::Ok();
+  };
+  // A [rows, cols] weight whose cols must be `k`.
+  auto weight_k = [&](uint32_t j, int64_t k, const std::string &rows) {
+    Shape w = ShapeOf(in.Get(j));
+    if (w.size() != 2 || w[1] != k || w[0] <= 0)
+      return bad(false, j,
+                 "[" + rows + "," + std::to_string(k) + "] ([out, in])");
+    return Status::Ok();
+  };
+  // An optional [n] norm weight.
+  auto norm_of = [&](uint32_t j, int64_t n) {
+    if (present(j) && ShapeOf(in.Get(j)) != Shape{n})
+      return bad(false, j, "[" + std::to_string(n) + "]");
     return Status::Ok();
   };
   switch (ins.op()) {
@@ -513,6 +696,94 @@ Status Checker::CheckInstruction(const schema::Function &f,
                  "; expected 1..V (" + std::to_string(w[0]) + ")");
     if (y != Shape{x[0], rows})
       return bad(true, 0, ShapeStr({x[0], rows}));
+    break;
+  }
+  case OpCode::AddRmsNorm: {
+    // s = x + y; h = rms_norm(s, w) over the whole row.
+    if (x.size() != 2 || x[1] <= 0)
+      return bad(false, 0, "[T,N]");
+    if (ShapeOf(in.Get(1)) != x)
+      return bad(false, 1, "the shape of input 0 " + ShapeStr(x));
+    if (ShapeOf(in.Get(2)) != Shape{x[1]})
+      return bad(false, 2, "[" + std::to_string(x[1]) + "]");
+    GEMMAC_RETURN_IF_ERROR(same_as_x(0));
+    GEMMAC_RETURN_IF_ERROR(same_as_x(1));
+    if (out.Get(0) == out.Get(1))
+      return Err(where + ": outputs s and h are the same " +
+                 TensorName(out.Get(0)) + "; expected two tensors");
+    break;
+  }
+  case OpCode::QkvProj: {
+    int32_t H = attr_i(&schema::OpAttributes::num_heads, 0);
+    int32_t KV = attr_i(&schema::OpAttributes::num_kv_heads, 0);
+    int32_t D = attr_i(&schema::OpAttributes::head_dim, 0);
+    if (H <= 0 || KV <= 0 || D <= 0 || D % 2 != 0)
+      return Err(where + ": num_heads " + std::to_string(H) +
+                 ", num_kv_heads " + std::to_string(KV) + ", head_dim " +
+                 std::to_string(D) +
+                 "; expected positive sizes and an even head_dim (rope)");
+    if (x.size() != 2 || x[1] <= 0)
+      return bad(false, 0, "[T,K]");
+    int64_t K = x[1], QW = int64_t(H) * D, KW = int64_t(KV) * D;
+    GEMMAC_RETURN_IF_ERROR(norm_of(1, K));
+    GEMMAC_RETURN_IF_ERROR(weight_k(2, K, std::to_string(QW)));
+    GEMMAC_RETURN_IF_ERROR(weight_k(3, K, std::to_string(KW)));
+    GEMMAC_RETURN_IF_ERROR(weight_k(4, K, std::to_string(KW)));
+    if (ShapeOf(in.Get(2))[0] != QW)
+      return bad(false, 2,
+                 "[" + std::to_string(QW) + "," + std::to_string(K) +
+                     "] (num_heads * head_dim rows)");
+    for (uint32_t j : {3u, 4u})
+      if (ShapeOf(in.Get(j))[0] != KW)
+        return bad(false, j,
+                   "[" + std::to_string(KW) + "," + std::to_string(K) +
+                       "] (num_kv_heads * head_dim rows)");
+    GEMMAC_RETURN_IF_ERROR(norm_of(5, D));
+    GEMMAC_RETURN_IF_ERROR(norm_of(6, D));
+    const Shape want[3] = {{x[0], QW}, {x[0], KW}, {x[0], KW}};
+    for (uint32_t j = 0; j < 3; ++j)
+      if (ShapeOf(out.Get(j)) != want[j])
+        return bad(true, j, ShapeStr(want[j]));
+    if (out.Get(0) == out.Get(1) || out.Get(0) == out.Get(2) ||
+        out.Get(1) == out.Get(2))
+      return Err(where + ": outputs q, k and v must be three different "
+                         "tensors");
+    break;
+  }
+  case OpCode::GatedMlp: {
+    if (x.size() != 2 || x[1] <= 0)
+      return bad(false, 0, "[T,K]");
+    int64_t K = x[1];
+    GEMMAC_RETURN_IF_ERROR(norm_of(1, K));
+    GEMMAC_RETURN_IF_ERROR(weight_k(2, K, "F"));
+    Shape g = ShapeOf(in.Get(2));
+    if (ShapeOf(in.Get(3)) != g)
+      return bad(false, 3, "the shape of w_gate " + ShapeStr(g));
+    if (y != Shape{x[0], g[0]})
+      return bad(true, 0, ShapeStr({x[0], g[0]}));
+    break;
+  }
+  case OpCode::FinalHead: {
+    if (x.size() != 2 || x[1] <= 0)
+      return bad(false, 0, "[T,H]");
+    Shape w = ShapeOf(in.Get(2));
+    if (ShapeOf(in.Get(1)) != Shape{x[1]})
+      return bad(false, 1, "[" + std::to_string(x[1]) + "]");
+    if (w.size() != 2 || w[1] != x[1])
+      return bad(false, 2, "[V," + std::to_string(x[1]) + "]");
+    int32_t rows = attr_i(&schema::OpAttributes::rows, 0);
+    float cap = attr_f(&schema::OpAttributes::softcap, 0.f);
+    if (rows <= 0 || rows > w[0])
+      return Err(where + ": rows " + std::to_string(rows) +
+                 "; expected 1..V (" + std::to_string(w[0]) + ")");
+    if (!(cap >= 0.f))
+      return Err(where + ": softcap " + std::to_string(cap) +
+                 "; expected >= 0 (0 disables)");
+    // Every position's logits, or only the last one's (one row).
+    if (y != Shape{x[0], rows} && y != Shape{1, rows})
+      return bad(true, 0,
+                 ShapeStr({x[0], rows}) + " or " + ShapeStr({1, rows}) +
+                     " (the last position only)");
     break;
   }
   }

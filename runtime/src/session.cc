@@ -63,6 +63,20 @@ Status Session::Create(std::shared_ptr<const Module> module,
                             "' is registered");
   GEMMAC_RETURN_IF_ERROR(
       Backend::Create(plugin, options.num_threads, &s->backend_));
+  // An int8 cache carries scales that only an ABI 1.1 plugin knows to read;
+  // a 1.0 plugin would take the int8 rows for f32 ones.
+  const gemmac_plugin_api &api = s->backend_->api();
+  if (prog.kv_layers() && api.abi_minor < 1)
+    for (uint32_t i = 0; i < prog.kv_layers()->size(); ++i)
+      if (prog.kv_layers()->Get(i)->dtype() == schema::DType::I8)
+        return Status(StatusCode::kUnimplemented,
+                      file + ": kv_layers[" + std::to_string(i) +
+                          "] is an int8 KV cache, but plugin '" +
+                          s->backend_->name() + "' speaks ABI " +
+                          std::to_string(api.abi_major) + "." +
+                          std::to_string(api.abi_minor) +
+                          "; int8 caches (gemmac_kv_cache.k_scale, v_scale) "
+                          "need ABI 1.1");
 
   const schema::Function *prefill = module->FindFunction("prefill");
   const schema::Function *decode = module->FindFunction("decode");
@@ -87,6 +101,21 @@ Status Session::Create(std::shared_ptr<const Module> module,
                       " logits per token but decode " +
                       std::to_string(s->decode_->logits_cols()));
   s->logits_cols_ = s->prefill_->logits_cols();
+  // A prefill that returns only its last position's row cannot give the
+  // logits of every prompt position.
+  for (FunctionProgram *fn : {s->prefill_.get(), s->decode_.get()})
+    if (options.keep_prompt_logits && fn->last_position_only() &&
+        fn->max_tokens() > 1)
+      return Status(
+          StatusCode::kFailedPrecondition,
+          file +
+              ": the logits of every prompt position were asked for "
+              "(keep_prompt_logits, gemma-run --dump-logits), but this "
+              "module's " +
+              fn->name() +
+              " returns only the last position's logits (it was compiled "
+              "with --prefill-logits=last); recompile with "
+              "--prefill-logits=all (the default) to get them");
   s->sample_cols_ =
       std::min<int64_t>(s->logits_cols_, module->tokenizer().vocab_size());
   s->decoder_ = std::make_unique<text::StreamDecoder>(module->tokenizer());
@@ -143,7 +172,7 @@ Status Session::Run(FunctionProgram *fn, const int32_t *ids, int64_t n) {
   const float *logits = nullptr;
   GEMMAC_RETURN_IF_ERROR(fn->Run(ids, n, position_, *kv_, &cancel_, &logits));
   position_ += n;
-  last_logits_ = logits + (n - 1) * logits_cols_;
+  last_logits_ = logits + fn->LastRow(n) * logits_cols_;
   return Status::Ok();
 }
 

@@ -40,6 +40,8 @@ struct SessionOptions {
   int32_t num_threads = 0; // 0: the backend decides
   std::string plugin;      // empty: the registry's first plugin
   // Keep the logits of every appended position (tests, --dump-logits).
+  // Refused (FAILED_PRECONDITION) for a module whose prefill returns only
+  // the last position's logits (gemma-compile --prefill-logits=last).
   bool keep_prompt_logits = false;
 };
 
@@ -107,6 +109,10 @@ public:
   // The logits row of the last token run, or nullptr before the first.
   const float *last_logits() const { return last_logits_; }
   int64_t logits_cols() const { return logits_cols_; }
+  // True when prefill returns only the last position's logits.
+  bool last_position_logits_only() const {
+    return prefill_->last_position_only();
+  }
   const std::vector<float> &prompt_logits() const { return prompt_logits_; }
   const std::vector<int32_t> &tokens() const { return tokens_; }
   SessionStats stats() const;

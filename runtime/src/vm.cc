@@ -15,9 +15,16 @@ Status FunctionProgram::Prepare(Backend *backend, const Module &module,
   auto *arena_base = static_cast<uint8_t *>(arena);
 
   auto describe = [&](uint32_t id) {
-    const schema::Tensor *t = tensors.Get(id);
     gemmac_tensor d{};
     d.struct_size = sizeof(d);
+    if (id == kNoTensor) {
+      // An absent optional input (plugin.h): no data, rank 0.
+      d.dtype = GEMMAC_DTYPE_NONE;
+      d.data = nullptr;
+      d.rank = 0;
+      return d;
+    }
+    const schema::Tensor *t = tensors.Get(id);
     d.dtype = static_cast<int32_t>(t->dtype());
     d.rank = static_cast<int32_t>(t->shape()->size());
     for (int32_t i = 0; i < d.rank; ++i)
@@ -109,6 +116,9 @@ Status FunctionProgram::Prepare(Backend *backend, const Module &module,
   p->tokens_in_ = reinterpret_cast<int32_t *>(arena_base + in->offset());
   p->logits_out_ = reinterpret_cast<const float *>(arena_base + outt->offset());
   p->logits_cols_ = outt->shape()->Get(1);
+  // A static one-row output holds only the last position's logits (a
+  // prefill compiled with --prefill-logits=last).
+  p->last_position_only_ = outt->shape()->Get(0) != kTokensDim;
   p->error_.struct_size = sizeof(p->error_);
   *out = std::move(p);
   return Status::Ok();

@@ -29,15 +29,22 @@ public:
   ~FunctionProgram();
 
   // Runs the function on `tokens` (1..max_tokens of them) at position
-  // `past`. On success *logits points at the f32[tokens, logits_cols()]
-  // output in the arena, valid until the next Run of any program sharing
-  // the arena.
+  // `past`. On success *logits points at the output in the arena:
+  // f32[tokens, logits_cols()], or f32[1, logits_cols()] (the last
+  // position's row) when last_position_only(). Valid until the next Run of
+  // any program sharing the arena.
   Status Run(const int32_t *tokens, int64_t num_tokens, int64_t past,
              const KvCache &kv, const volatile int32_t *cancel,
              const float **logits);
 
   int64_t max_tokens() const { return max_tokens_; }
   int64_t logits_cols() const { return logits_cols_; }
+  // The output holds one row, the last position's, whatever the token count.
+  bool last_position_only() const { return last_position_only_; }
+  // The row of the last position in a Run of `num_tokens` tokens.
+  int64_t LastRow(int64_t num_tokens) const {
+    return last_position_only_ ? 0 : num_tokens - 1;
+  }
   const std::string &name() const { return name_; }
 
 private:
@@ -58,6 +65,7 @@ private:
   const float *logits_out_ = nullptr;
   int64_t max_tokens_ = 0;
   int64_t logits_cols_ = 0;
+  bool last_position_only_ = false;
   gemmac_plugin_error error_{};
 };
 

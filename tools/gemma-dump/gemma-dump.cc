@@ -1,11 +1,14 @@
 // gemma-dump: prints a gemmac module file as readable text (or JSON) after
-// the runtime's verifier has accepted it: header, model config, tokenizer
-// and special ids, chat format, functions, KV layers, segments and tensors;
+// the runtime's verifier has accepted it: header, quantization policy and
+// required features, model config, tokenizer and special ids, chat format,
+// functions, KV layers and the KV plan per layer kind, segments and tensors;
 // with --instructions, every instruction with its operands and attributes.
 #include <cstdio>
 #include <map>
 #include <string>
+#include <tuple>
 
+#include "kv_cache.h"
 #include "module.h"
 
 namespace {
@@ -23,6 +26,50 @@ std::string Shape(const schema::Tensor &t) {
 }
 
 std::string Str(const flatbuffers::String *s) { return s ? s->str() : ""; }
+
+// An operand, or "-" for an absent optional input.
+std::string
+Operand(const flatbuffers::Vector<flatbuffers::Offset<schema::Tensor>> &tensors,
+        uint32_t id) {
+  if (id == kNoTensor)
+    return "-";
+  const schema::Tensor *t = tensors.Get(id);
+  std::string n = Str(t->name());
+  return (n.empty() ? "%" + std::to_string(id) : n) + ": " + Shape(*t);
+}
+
+// Layers that share a KV layout (window, ring, heads, head_dim, dtype): the
+// KV plan prints one line per kind, with its bytes per position.
+struct KvKind {
+  uint32_t window, capacity, heads, head_dim;
+  schema::DType dtype;
+  bool operator<(const KvKind &o) const {
+    return std::tie(window, capacity, heads, head_dim, dtype) <
+           std::tie(o.window, o.capacity, o.heads, o.head_dim, o.dtype);
+  }
+};
+
+struct KvKindLayers {
+  const schema::KvLayer *first = nullptr; // any layer of the kind
+  std::vector<uint32_t> layers;
+};
+
+std::map<KvKind, KvKindLayers> KvKinds(const schema::Module &m) {
+  std::map<KvKind, KvKindLayers> kinds;
+  for (uint32_t i = 0; m.kv_layers() && i < m.kv_layers()->size(); ++i) {
+    const schema::KvLayer *l = m.kv_layers()->Get(i);
+    KvKindLayers &k = kinds[{l->window(), l->capacity(), l->num_kv_heads(),
+                             l->head_dim(), l->dtype()}];
+    k.first = l;
+    k.layers.push_back(i);
+  }
+  return kinds;
+}
+
+std::string KvDtype(schema::DType d) {
+  return d == schema::DType::I8 ? "i8 (+ f32 scale per position and head)"
+                                : DTypeName(d);
+}
 
 std::string Json(const std::string &s) {
   std::string o = "\"";
@@ -124,6 +171,15 @@ int main(int argc, char **argv) {
     for (uint32_t i = 0; i < c.layer_is_sliding()->size(); ++i)
       sliding += c.layer_is_sliding()->Get(i) ? "S" : "G";
 
+  std::string features, features_json;
+  if (const auto *rf = m.required_features())
+    for (uint32_t i = 0; i < rf->size(); ++i) {
+      features += (i ? ", " : "") + Str(rf->Get(i));
+      features_json += (i ? ", " : "") + Json(Str(rf->Get(i)));
+    }
+  std::string quant = Str(m.quantization());
+  auto kinds = KvKinds(m);
+
   // Tensors by dtype and storage.
   struct Count {
     uint64_t n = 0, bytes = 0;
@@ -144,9 +200,11 @@ int main(int argc, char **argv) {
   };
 
   if (json) {
-    std::printf("{\"file\": %s, \"version\": \"%u.%u\", \"producer\": %s,\n",
+    std::printf("{\"file\": %s, \"version\": \"%u.%u\", \"producer\": %s,\n"
+                " \"quantization\": %s, \"required_features\": [%s],\n",
                 Json(path).c_str(), mod->header().version_major,
-                mod->header().version_minor, Json(Str(m.producer())).c_str());
+                mod->header().version_minor, Json(Str(m.producer())).c_str(),
+                Json(quant).c_str(), features_json.c_str());
     std::printf(" \"config\": {\"family\": %s, \"architecture\": %s, "
                 "\"hidden_size\": %u, \"intermediate_size\": %u, "
                 "\"num_layers\": %u, \"num_heads\": %u, \"num_kv_heads\": %u, "
@@ -180,11 +238,15 @@ int main(int argc, char **argv) {
           const schema::Instruction *ins = f->instructions()->Get(i);
           std::printf("%s\n   {\"op\": %s, \"inputs\": [", i ? "," : "",
                       Json(schema::EnumNameOpCode(ins->op())).c_str());
-          for (uint32_t j = 0; j < ins->inputs()->size(); ++j)
-            std::printf("%s%s", j ? ", " : "",
-                        Json(tname(ins->inputs()->Get(j)) + " " +
-                             Shape(*tensors.Get(ins->inputs()->Get(j))))
-                            .c_str());
+          // An absent optional input is null.
+          for (uint32_t j = 0; j < ins->inputs()->size(); ++j) {
+            uint32_t id = ins->inputs()->Get(j);
+            std::printf(
+                "%s%s", j ? ", " : "",
+                id == kNoTensor
+                    ? "null"
+                    : Json(tname(id) + " " + Shape(*tensors.Get(id))).c_str());
+          }
           std::printf("], \"outputs\": [");
           for (uint32_t j = 0; j < ins->outputs()->size(); ++j)
             std::printf("%s%s", j ? ", " : "",
@@ -206,9 +268,22 @@ int main(int argc, char **argv) {
     for (uint32_t i = 0; m.kv_layers() && i < m.kv_layers()->size(); ++i) {
       const schema::KvLayer *l = m.kv_layers()->Get(i);
       std::printf("%s{\"capacity\": %u, \"window\": %u, \"num_kv_heads\": %u, "
-                  "\"head_dim\": %u}",
+                  "\"head_dim\": %u, \"dtype\": %s}",
                   i ? ", " : "", l->capacity(), l->window(), l->num_kv_heads(),
-                  l->head_dim());
+                  l->head_dim(), Json(DTypeName(l->dtype())).c_str());
+    }
+    std::printf("],\n \"kv_plan\": [");
+    bool first_kind = true;
+    for (const auto &[k, kl] : kinds) {
+      std::printf("%s{\"window\": %u, \"capacity\": %u, \"num_kv_heads\": %u, "
+                  "\"head_dim\": %u, \"dtype\": %s, \"layers\": %zu, "
+                  "\"bytes_per_position\": %llu}",
+                  first_kind ? "" : ", ", k.window, k.capacity, k.heads,
+                  k.head_dim, Json(DTypeName(k.dtype)).c_str(),
+                  kl.layers.size(),
+                  static_cast<unsigned long long>(
+                      KvCache::BytesPerPosition(*kl.first)));
+      first_kind = false;
     }
     std::printf(
         "],\n \"segments\": %u, \"weights_bytes\": %llu,\n \"tensors\": {",
@@ -230,6 +305,9 @@ int main(int argc, char **argv) {
               mod->header().version_major, mod->header().version_minor,
               Str(m.producer()).c_str(),
               static_cast<unsigned long long>(mod->file_size()));
+  std::printf("  quantization: %s\n  required features: %s\n",
+              quant.empty() ? "(not recorded)" : quant.c_str(),
+              features.empty() ? "(none)" : features.c_str());
   std::printf("config\n  %s %s: hidden %u, intermediate %u, layers %u, heads "
               "%u, kv heads %u, head_dim %u\n  vocab %u, max_context %u, "
               "sliding_window %u, rope theta %g (local %g, scaling %g)\n"
@@ -273,12 +351,10 @@ int main(int argc, char **argv) {
       std::string line = "    " + std::to_string(i) + ": " +
                          schema::EnumNameOpCode(ins->op()) + "(";
       for (uint32_t j = 0; j < ins->inputs()->size(); ++j)
-        line += (j ? ", " : "") + tname(ins->inputs()->Get(j)) + ": " +
-                Shape(*tensors.Get(ins->inputs()->Get(j)));
+        line += (j ? ", " : "") + Operand(tensors, ins->inputs()->Get(j));
       line += ") -> ";
       for (uint32_t j = 0; j < ins->outputs()->size(); ++j)
-        line += (j ? ", " : "") + tname(ins->outputs()->Get(j)) + ": " +
-                Shape(*tensors.Get(ins->outputs()->Get(j)));
+        line += (j ? ", " : "") + Operand(tensors, ins->outputs()->Get(j));
       auto at = Attrs(*ins);
       if (!at.empty()) {
         line += " {";
@@ -294,12 +370,32 @@ int main(int argc, char **argv) {
   std::printf("kv layers\n");
   for (uint32_t i = 0; m.kv_layers() && i < m.kv_layers()->size(); ++i) {
     const schema::KvLayer *l = m.kv_layers()->Get(i);
-    std::printf("  %u: %s, kv heads %u, head_dim %u\n", i,
+    std::printf("  %u: %s, kv heads %u, head_dim %u, %s\n", i,
                 l->window() ? ("window " + std::to_string(l->window()) +
                                ", ring of " + std::to_string(l->capacity()))
                                   .c_str()
                             : "global (context length)",
-                l->num_kv_heads(), l->head_dim());
+                l->num_kv_heads(), l->head_dim(), DTypeName(l->dtype()));
+  }
+  // One line per kind of layer: what a session pays for its KV cache.
+  std::printf("kv plan\n");
+  for (const auto &[k, kl] : kinds) {
+    const std::vector<uint32_t> &layers = kl.layers;
+    uint64_t per_pos = KvCache::BytesPerPosition(*kl.first);
+    std::string what =
+        k.window ? "sliding window " + std::to_string(k.window) + " (ring of " +
+                       std::to_string(k.capacity) + ")"
+        : k.capacity ? "global (capacity " + std::to_string(k.capacity) + ")"
+                     : std::string("global (context length)");
+    std::string size =
+        k.capacity
+            ? std::to_string(per_pos * k.capacity) + " bytes per layer"
+            : std::to_string(per_pos) + " bytes per layer per token of context";
+    std::printf("  %s: %zu layer%s, %s, kv heads %u x head_dim %u, %llu bytes "
+                "per position, %s\n",
+                what.c_str(), layers.size(), layers.size() == 1 ? "" : "s",
+                KvDtype(k.dtype).c_str(), k.heads, k.head_dim,
+                static_cast<unsigned long long>(per_pos), size.c_str());
   }
   std::printf("segments\n  %u segments, %llu bytes of weights\n",
               m.segments() ? m.segments()->size() : 0,

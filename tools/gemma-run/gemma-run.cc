@@ -7,6 +7,7 @@
 // Built only on the C API (gemmac/runtime.h), like any embedder. Errors are a
 // message on stderr and a non-zero exit; bad input never crashes it.
 #include <cerrno>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -37,7 +38,8 @@ const char kUsage[] =
     "  --ctx N             context length (default min(max_context, 4096))\n"
     "  --plugin PATH       run on this backend plugin library\n"
     "  --json              print {prompt_ids, generated_ids, text} as JSON\n"
-    "  --dump-logits F.npy write the logits of every prompt position\n"
+    "  --dump-logits F.npy write the logits of every prompt position (not\n"
+    "                      for modules compiled with --prefill-logits=last)\n"
     "  --verify-weights    check the weight segment checksums first\n"
     "  --stats             print timings and memory to stderr\n";
 
@@ -358,6 +360,25 @@ int main(int argc, char **argv) {
       break;
     if (o.verify && Failed(gemmac_module_verify_checksums(m)))
       break;
+    if (!o.dump_logits.empty()) {
+      gemmac_module_info info = {};
+      info.struct_size = sizeof(info);
+      if (Failed(gemmac_module_get_info(m, &info)))
+        break;
+      // An older runtime library fills a smaller struct: the field is then
+      // absent and the session itself refuses keep_prompt_logits.
+      if (info.struct_size >=
+              offsetof(gemmac_module_info, prefill_last_logits_only) +
+                  sizeof(info.prefill_last_logits_only) &&
+          info.prefill_last_logits_only) {
+        Fail("--dump-logits writes the logits of every prompt position, but " +
+             o.model +
+             " was compiled with --prefill-logits=last: its prefill returns "
+             "only the last position's logits. Recompile with "
+             "--prefill-logits=all (the default) to dump them");
+        break;
+      }
+    }
     gemmac_session_options so = {};
     so.struct_size = sizeof(so);
     so.context_length = o.ctx;

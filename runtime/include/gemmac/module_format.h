@@ -15,9 +15,12 @@ namespace gemmac {
 
 inline constexpr char kModuleMagic[8] = {'G', 'E', 'M', 'M', 'A', 'C', 'M', 'D'};
 // Bump the major version for a change an older runtime cannot read; bump the
-// minor version for fields an older runtime may safely ignore.
+// minor version for fields an older runtime may safely ignore. 1.1 added
+// quantized weight dtypes, fused ops, absent optional inputs, int8 KV caches,
+// one-row prefill logits, Module.required_features and Module.quantization
+// (docs/module-format.md, "Versioning", says what a 1.0 runtime does).
 inline constexpr uint32_t kModuleVersionMajor = 1;
-inline constexpr uint32_t kModuleVersionMinor = 0;
+inline constexpr uint32_t kModuleVersionMinor = 1;
 inline constexpr uint64_t kSegmentAlignment = 4096;
 // The symbolic token dimension in Tensor.shape.
 inline constexpr int64_t kTokensDim = -1;

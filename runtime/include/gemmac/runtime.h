@@ -146,6 +146,13 @@ typedef struct gemmac_module_info {
   int32_t prefill_max_tokens, decode_max_tokens;
   uint64_t weights_bytes;
   uint64_t parameter_count;
+  /* Module format 1.1. The compiler's weight policy, e.g. "q4, embed=q8"
+   * ("" when not recorded); lives as long as the module. */
+  const char *quantization;
+  /* 1 when prefill returns only the last position's logits (the module was
+   * compiled with --prefill-logits=last): generation works, but the logits
+   * of every prompt position (keep_prompt_logits) cannot be had. */
+  int32_t prefill_last_logits_only;
 } gemmac_module_info;
 
 /* Fills the fields of *info that fit in info->struct_size. */
@@ -170,7 +177,9 @@ typedef struct gemmac_session_options {
    * field exists so that batched sessions need no new entry point. */
   int32_t batch_size;
   /* Non-zero: keep the logits of every appended position (see
-   * gemmac_session_prompt_logits). Costs positions * vocab floats. */
+   * gemmac_session_prompt_logits). Costs positions * vocab floats. Refused
+   * with FAILED_PRECONDITION for a module compiled with
+   * --prefill-logits=last (gemmac_module_info.prefill_last_logits_only). */
   int32_t keep_prompt_logits;
 } gemmac_session_options;
 

@@ -133,6 +133,74 @@ TEST_F(CApiTest, InfoAndOlderStructSizes) {
   gemmac_status_free(st);
 }
 
+TEST_F(CApiTest, OneRowPrefillModule) {
+  // Module format 1.1: fused, q4g32 projections, int8 KV, and a prefill
+  // compiled as with --prefill-logits=last.
+  TinyConfig cfg;
+  cfg.hidden = 32;
+  cfg.head_dim = 16;
+  cfg.ff = 64;
+  cfg.linear_dtype = gemmac::schema::DType::Q4G32;
+  cfg.kv_i8 = true;
+  cfg.fused = true;
+  cfg.last_logits_only = true;
+  std::string path = TempPath("capi_last.gmc");
+  gemmac::test::WriteModule(BuildTinyGemma(cfg), path);
+  gemmac_module *m = nullptr;
+  gemmac_status *st = gemmac_module_load(rt_, path.c_str(), &m);
+  ASSERT_EQ(st, nullptr) << gemmac_status_message(st);
+  gemmac_module_info info = {};
+  info.struct_size = sizeof(info);
+  ASSERT_EQ(gemmac_module_get_info(m, &info), nullptr);
+  EXPECT_EQ(info.version_minor, 1u);
+  EXPECT_STREQ(info.quantization, "q4g32");
+  EXPECT_EQ(info.prefill_last_logits_only, 1);
+  gemmac_module_info plain = {};
+  plain.struct_size = sizeof(plain);
+  ASSERT_EQ(gemmac_module_get_info(module_, &plain), nullptr);
+  EXPECT_STREQ(plain.quantization, "");
+  EXPECT_EQ(plain.prefill_last_logits_only, 0);
+
+  // Asking for every prompt position's logits is refused, naming the flag.
+  gemmac_session_options so = {};
+  so.struct_size = sizeof(so);
+  so.batch_size = 1;
+  so.keep_prompt_logits = 1;
+  gemmac_session *s = nullptr;
+  st = gemmac_session_create(rt_, m, &so, &s);
+  EXPECT_EQ(gemmac_status_code_of(st), GEMMAC_STATUS_FAILED_PRECONDITION);
+  EXPECT_NE(
+      std::string(gemmac_status_message(st)).find("--prefill-logits=last"),
+      std::string::npos)
+      << gemmac_status_message(st);
+  EXPECT_EQ(s, nullptr);
+  gemmac_status_free(st);
+
+  // Without it the module generates, and the last logits row is there.
+  so.keep_prompt_logits = 0;
+  st = gemmac_session_create(rt_, m, &so, &s);
+  ASSERT_EQ(st, nullptr) << gemmac_status_message(st);
+  ASSERT_EQ(gemmac_session_append_text(s, "Once upon a time", 16), nullptr);
+  size_t cols = 0, rows = 7;
+  EXPECT_NE(gemmac_session_last_logits(s, &cols), nullptr);
+  EXPECT_EQ(cols, size_t(GEMMAC_RUNTIME_TEST_VOCAB));
+  EXPECT_EQ(gemmac_session_prompt_logits(s, &rows, &cols), nullptr);
+  EXPECT_EQ(rows, 0u);
+  gemmac_sampling_params p = Greedy();
+  Collected c;
+  ASSERT_EQ(gemmac_session_generate(s, &p, 4, Collect, &c), nullptr);
+  EXPECT_FALSE(c.ids.empty());
+  gemmac_session_stats stats = {};
+  stats.struct_size = sizeof(stats);
+  ASSERT_EQ(gemmac_session_get_stats(s, &stats), nullptr);
+  // int8 k and v (16 per row) plus an f32 scale each, 64 rows of context
+  // in the global layer and a ring of 11 in the sliding one.
+  EXPECT_EQ(stats.kv_cache_bytes, uint64_t(2 * (64 + 11) * (16 + 4)));
+  gemmac_session_release(s);
+  gemmac_module_release(m);
+  std::remove(path.c_str());
+}
+
 TEST_F(CApiTest, GenerateStreamsTextAndReportsStats) {
   gemmac_session *s = NewSession();
   ASSERT_NE(s, nullptr);

@@ -28,7 +28,8 @@ TEST(PluginLoader, RefusesWrongAbiMajor) {
   Status s = r.LoadFile(GEMMAC_BAD_ABI_SO);
   EXPECT_EQ(s.code(), StatusCode::kUnimplemented);
   EXPECT_EQ(s.message(), std::string("plugin ") + GEMMAC_BAD_ABI_SO +
-                             " speaks ABI 2.0; this runtime speaks 1.0");
+                             " speaks ABI 2.0; this runtime speaks 1." +
+                             std::to_string(GEMMAC_PLUGIN_ABI_MINOR));
   EXPECT_TRUE(r.plugins().empty());
 }
 

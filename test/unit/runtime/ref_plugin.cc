@@ -1,13 +1,19 @@
 // A reference backend plugin for the runtime's tests: every op of
-// docs/ops.md written the plainest way (no threads, no SIMD), so the VM and
-// sessions can be tested before, and independently of, backends/cpu.
+// docs/ops.md, the fused ones included, written the plainest way (no
+// threads, no SIMD), reading every weight dtype (the quantized ones decoded
+// element by element) and f32 or int8 KV caches, so the VM and sessions can
+// be tested before, and independently of, backends/cpu. It also holds the
+// runtime to the ABI's contract for absent inputs: GEMMAC_DTYPE_NONE,
+// data NULL, rank 0, and only in an optional slot.
 // Built as libgemmac_testref.so (exports gemmac_plugin_entry) and linked
 // statically into test binaries under GEMMAC_TESTREF_ENTRY.
 #include <cmath>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <vector>
 
 #include "gemmac/plugin.h"
 
@@ -25,6 +31,14 @@ struct Kernel {
   gemmac_op_attrs a;
 };
 
+float Half(uint16_t h) {
+  int sign = h >> 15, exp = (h >> 10) & 31, man = h & 1023;
+  float v = exp == 0    ? std::ldexp(float(man), -24)
+            : exp == 31 ? (man ? NAN : INFINITY)
+                        : std::ldexp(float(man | 1024), exp - 25);
+  return sign ? -v : v;
+}
+
 float Load(const void *p, int32_t dtype, int64_t i) {
   if (dtype == GEMMAC_DTYPE_F32)
     return static_cast<const float *>(p)[i];
@@ -35,13 +49,49 @@ float Load(const void *p, int32_t dtype, int64_t i) {
     std::memcpy(&f, &bits, 4);
     return f;
   }
-  // IEEE half.
-  int sign = h >> 15, exp = (h >> 10) & 31, man = h & 1023;
-  float v = exp == 0    ? std::ldexp(float(man), -24)
-            : exp == 31 ? (man ? NAN : INFINITY)
-                        : std::ldexp(float(man | 1024), exp - 25);
-  return sign ? -v : v;
+  return Half(h); // IEEE half
 }
+
+// Element i (row-major) of a weight of any dtype: the block formats of
+// plugin.h / docs/quantization.md are decoded one element at a time.
+float WeightAt(const gemmac_tensor &w, int64_t i) {
+  if (w.dtype != GEMMAC_DTYPE_Q8C && w.dtype != GEMMAC_DTYPE_Q4G32 &&
+      w.dtype != GEMMAC_DTYPE_Q4G128)
+    return Load(w.data, w.dtype, i);
+  const uint8_t *base = static_cast<const uint8_t *>(w.data);
+  int64_t rows = w.shape[0], cols = w.shape[1];
+  int64_t r = i / cols, c = i % cols;
+  if (w.dtype == GEMMAC_DTYPE_Q8C) {
+    float scale;
+    std::memcpy(&scale, base + rows * cols + 4 * r, 4);
+    return float(int8_t(base[r * cols + c])) * scale;
+  }
+  bool g32 = w.dtype == GEMMAC_DTYPE_Q4G32;
+  int64_t G = g32 ? 32 : 128, block_bytes = g32 ? 18 : 68;
+  const uint8_t *blk = base + (r * (cols / G) + c / G) * block_bytes;
+  uint16_t dh, mh = 0;
+  std::memcpy(&dh, blk, 2);
+  if (!g32)
+    std::memcpy(&mh, blk + 2, 2);
+  const uint8_t *qs = blk + (g32 ? 2 : 4);
+  int64_t j = c % G;
+  int nib = j < G / 2 ? qs[j] & 15 : qs[j - G / 2] >> 4;
+  return g32 ? float(nib - 8) * Half(dh) : float(nib) * Half(dh) + Half(mh);
+}
+
+// The optional inputs of the fused ops (docs/ops.md): slot i of `op`.
+bool IsOptional(int32_t op, uint32_t i) {
+  switch (op) {
+  case GEMMAC_OP_QKV_PROJ:
+    return i == 1 || i == 5 || i == 6;
+  case GEMMAC_OP_GATED_MLP:
+    return i == 1;
+  default:
+    return false;
+  }
+}
+
+bool Absent(const gemmac_tensor &t) { return t.dtype == GEMMAC_DTYPE_NONE; }
 
 int Fail(gemmac_plugin_error *e, const char *msg) {
   if (e)
@@ -59,7 +109,11 @@ int32_t Supports(gemmac_backend *, const gemmac_op_desc *d) {
   return d->op >= 0 && d->op < GEMMAC_OP_COUNT_;
 }
 int32_t Prepare(gemmac_backend *, const gemmac_op_desc *d, gemmac_kernel **out,
-                gemmac_plugin_error *) {
+                gemmac_plugin_error *err) {
+  // The contract of absent inputs: GEMMAC_DTYPE_NONE only in optional slots.
+  for (uint32_t i = 0; i < d->num_inputs; ++i)
+    if (d->input_dtypes[i] == GEMMAC_DTYPE_NONE && !IsOptional(d->op, i))
+      return Fail(err, "prepare: a required input has GEMMAC_DTYPE_NONE");
   auto *k = new Kernel{d->op, d->attrs};
   *out = reinterpret_cast<gemmac_kernel *>(k);
   return GEMMAC_PLUGIN_OK;
@@ -82,14 +136,168 @@ int64_t Elements(const gemmac_tensor &t) {
   return n;
 }
 
+// ---- building blocks of the ops, on rows of f32 ----------------------------
+
+// y[t] = rms_norm(x[t]) * (offset + w) over groups of dim(w) elements.
+void RmsNormRows(const float *x, int64_t T, int64_t N, const gemmac_tensor &w,
+                 float eps, float offset, float *y) {
+  int64_t D = w.shape[0];
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t g = 0; g < N; g += D) {
+      double ss = 0;
+      for (int64_t i = 0; i < D; ++i)
+        ss += double(x[t * N + g + i]) * x[t * N + g + i];
+      float r = 1.0f / std::sqrt(float(ss / D) + eps);
+      for (int64_t i = 0; i < D; ++i)
+        y[t * N + g + i] = x[t * N + g + i] * r * (offset + WeightAt(w, i));
+    }
+}
+
+// y[t, n] = x[t] . w[n] for the first N rows of w.
+void MatmulRows(const float *x, int64_t T, int64_t K, const gemmac_tensor &w,
+                int64_t N, float *y) {
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t n = 0; n < N; ++n) {
+      double acc = 0;
+      for (int64_t i = 0; i < K; ++i)
+        acc += double(x[t * K + i]) * WeightAt(w, n * K + i);
+      y[t * N + n] = float(acc);
+    }
+}
+
+void RopeRows(const float *x, int64_t T, int64_t W, const gemmac_op_attrs &a,
+              int64_t past, float *y) {
+  int64_t D = a.head_dim, half = D / 2;
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t h = 0; h < W / D; ++h)
+      for (int64_t i = 0; i < half; ++i) {
+        double ang = double(past + t) / a.rope_scale *
+                     std::pow(double(a.theta), -2.0 * i / D);
+        const float *xs = x + t * W + h * D;
+        float *ys = y + t * W + h * D;
+        float x0 = xs[i], x1 = xs[i + half];
+        ys[i] = float(x0 * std::cos(ang) - x1 * std::sin(ang));
+        ys[i + half] = float(x1 * std::cos(ang) + x0 * std::sin(ang));
+      }
+}
+
+float Gelu(float v) {
+  return 0.5f * v *
+         (1.0f + std::tanh(0.7978845608f * (v + 0.044715f * v * v * v)));
+}
+
+// The KV cache rows of one layer, f32 or int8 with per-(row, head) scales.
+struct KvView {
+  const gemmac_kv_cache &c;
+  int64_t KV, D;
+  bool i8() const { return c.dtype == GEMMAC_DTYPE_I8; }
+  // Writes the KV*D values of one position into row `row` of k or v.
+  void Put(bool is_v, int64_t row, const float *x) const {
+    if (!i8()) {
+      float *dst = static_cast<float *>(is_v ? c.v : c.k) + row * KV * D;
+      std::memcpy(dst, x, sizeof(float) * KV * D);
+      return;
+    }
+    int8_t *dst = static_cast<int8_t *>(is_v ? c.v : c.k) + row * KV * D;
+    float *scales = (is_v ? c.v_scale : c.k_scale) + row * KV;
+    for (int64_t g = 0; g < KV; ++g) {
+      float mx = 0;
+      for (int64_t i = 0; i < D; ++i)
+        mx = std::fmax(mx, std::fabs(x[g * D + i]));
+      float scale = mx / 127.0f;
+      scales[g] = scale;
+      for (int64_t i = 0; i < D; ++i) {
+        float q = scale > 0 ? std::nearbyint(x[g * D + i] / scale) : 0.0f;
+        dst[g * D + i] = int8_t(std::fmax(-127.0f, std::fmin(127.0f, q)));
+      }
+    }
+  }
+  float Get(bool is_v, int64_t row, int64_t g, int64_t i) const {
+    int64_t at = (row * KV + g) * D + i;
+    if (!i8())
+      return static_cast<const float *>(is_v ? c.v : c.k)[at];
+    const float *scales = is_v ? c.v_scale : c.k_scale;
+    return float(static_cast<const int8_t *>(is_v ? c.v : c.k)[at]) *
+           scales[row * KV + g];
+  }
+};
+
+int32_t Attention(const gemmac_op_attrs &a, const gemmac_tensor *in, float *y,
+                  const gemmac_exec_context *ctx, gemmac_plugin_error *err) {
+  if (a.layer < 0 || uint32_t(a.layer) >= ctx->num_kv)
+    return Fail(err, "attention: layer out of range");
+  const gemmac_kv_cache &kv = ctx->kv[a.layer];
+  if (kv.dtype == GEMMAC_DTYPE_I8 &&
+      (kv.struct_size < offsetof(gemmac_kv_cache, v_scale) + sizeof(float *) ||
+       kv.k_scale == nullptr || kv.v_scale == nullptr))
+    return Fail(err, "attention: int8 KV cache without k_scale/v_scale");
+  if (kv.dtype != GEMMAC_DTYPE_I8 && kv.dtype != GEMMAC_DTYPE_F32)
+    return Fail(err, "attention: KV cache dtype is neither f32 nor i8");
+  const float *q = static_cast<const float *>(in[0].data);
+  const float *kin = static_cast<const float *>(in[1].data);
+  const float *vin = static_cast<const float *>(in[2].data);
+  const int64_t T = ctx->tokens;
+  int64_t H = a.num_heads, KV = a.num_kv_heads, D = a.head_dim;
+  KvView cache{kv, KV, D};
+  for (int64_t t = 0; t < T; ++t) {
+    int64_t row = (ctx->past + t) % kv.capacity;
+    cache.Put(false, row, kin + t * KV * D);
+    cache.Put(true, row, vin + t * KV * D);
+  }
+  std::vector<double> s(ctx->past + T);
+  for (int64_t t = 0; t < T; ++t) {
+    int64_t p = ctx->past + t;
+    int64_t lo = a.window > 0 ? p - a.window + 1 : 0;
+    if (lo < 0)
+      lo = 0;
+    if (p - lo + 1 > kv.capacity)
+      return Fail(err, "attention: visible keys exceed the cache");
+    for (int64_t h = 0; h < H; ++h) {
+      int64_t g = h / (H / KV);
+      double mx = -INFINITY;
+      for (int64_t j = lo; j <= p; ++j) {
+        double d = 0;
+        for (int64_t i = 0; i < D; ++i)
+          d += double(q[(t * H + h) * D + i]) *
+               cache.Get(false, j % kv.capacity, g, i);
+        d *= a.scale;
+        if (a.softcap > 0)
+          d = a.softcap * std::tanh(d / a.softcap);
+        s[j] = d;
+        if (d > mx)
+          mx = d;
+      }
+      double sum = 0;
+      for (int64_t j = lo; j <= p; ++j)
+        sum += (s[j] = std::exp(s[j] - mx));
+      for (int64_t i = 0; i < D; ++i) {
+        double acc = 0;
+        for (int64_t j = lo; j <= p; ++j)
+          acc += s[j] * cache.Get(true, j % kv.capacity, g, i);
+        y[(t * H + h) * D + i] = float(acc / sum);
+      }
+    }
+  }
+  return GEMMAC_PLUGIN_OK;
+}
+
 int32_t Launch(gemmac_backend *b, gemmac_kernel *kp, const gemmac_tensor *in,
-               uint32_t, const gemmac_tensor *out, uint32_t,
+               uint32_t num_in, const gemmac_tensor *out, uint32_t,
                const gemmac_exec_context *ctx, gemmac_plugin_error *err) {
   reinterpret_cast<Backend *>(b)->launches++;
   if (ctx->cancel && *ctx->cancel)
     return GEMMAC_PLUGIN_CANCELLED;
   const Kernel &k = *reinterpret_cast<Kernel *>(kp);
   const gemmac_op_attrs &a = k.a;
+  // An absent input is exactly {data NULL, rank 0, GEMMAC_DTYPE_NONE}, and
+  // only in an optional slot; anything else is a runtime bug.
+  for (uint32_t i = 0; i < num_in; ++i) {
+    bool none = Absent(in[i]);
+    if ((none || in[i].data == nullptr) &&
+        !(none && in[i].data == nullptr && in[i].rank == 0 &&
+          IsOptional(k.op, i)))
+      return Fail(err, "launch: malformed or misplaced absent input");
+  }
   float *y = static_cast<float *>(out[0].data);
   const int64_t T = ctx->tokens;
   switch (k.op) {
@@ -100,108 +308,85 @@ int32_t Launch(gemmac_backend *b, gemmac_kernel *kp, const gemmac_tensor *in,
       if (ids[t] < 0 || ids[t] >= V)
         return Fail(err, "embed: token id out of range");
       for (int64_t h = 0; h < H; ++h)
-        y[t * H + h] = Load(in[1].data, in[1].dtype, ids[t] * H + h) * a.scale;
+        y[t * H + h] = WeightAt(in[1], ids[t] * H + h) * a.scale;
     }
     break;
   }
-  case GEMMAC_OP_RMS_NORM: {
-    const float *x = static_cast<const float *>(in[0].data);
-    int64_t N = in[0].shape[1], D = in[1].shape[0];
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t g = 0; g < N; g += D) {
-        double ss = 0;
-        for (int64_t i = 0; i < D; ++i)
-          ss += double(x[t * N + g + i]) * x[t * N + g + i];
-        float r = 1.0f / std::sqrt(float(ss / D) + a.eps);
-        for (int64_t i = 0; i < D; ++i)
-          y[t * N + g + i] = x[t * N + g + i] * r *
-                             (a.offset + Load(in[1].data, in[1].dtype, i));
-      }
+  case GEMMAC_OP_RMS_NORM:
+    RmsNormRows(static_cast<const float *>(in[0].data), T, in[0].shape[1],
+                in[1], a.eps, a.offset, y);
     break;
-  }
   case GEMMAC_OP_LINEAR:
-  case GEMMAC_OP_LM_HEAD: {
+  case GEMMAC_OP_LM_HEAD:
+    MatmulRows(static_cast<const float *>(in[0].data), T, in[0].shape[1], in[1],
+               k.op == GEMMAC_OP_LINEAR ? in[1].shape[0] : a.rows, y);
+    break;
+  case GEMMAC_OP_ROPE:
+    RopeRows(static_cast<const float *>(in[0].data), T, in[0].shape[1], a,
+             ctx->past, y);
+    break;
+  case GEMMAC_OP_ATTENTION:
+    return Attention(a, in, y, ctx, err);
+  case GEMMAC_OP_ADD_RMS_NORM: {
     const float *x = static_cast<const float *>(in[0].data);
-    int64_t K = in[0].shape[1];
-    int64_t N = k.op == GEMMAC_OP_LINEAR ? in[1].shape[0] : a.rows;
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t n = 0; n < N; ++n) {
-        double acc = 0;
-        for (int64_t i = 0; i < K; ++i)
-          acc +=
-              double(x[t * K + i]) * Load(in[1].data, in[1].dtype, n * K + i);
-        y[t * N + n] = float(acc);
-      }
+    const float *r = static_cast<const float *>(in[1].data);
+    int64_t N = in[0].shape[1];
+    for (int64_t i = 0; i < T * N; ++i)
+      y[i] = x[i] + r[i];
+    RmsNormRows(y, T, N, in[2], a.eps, a.offset,
+                static_cast<float *>(out[1].data));
     break;
   }
-  case GEMMAC_OP_ROPE: {
+  case GEMMAC_OP_QKV_PROJ: {
+    int64_t K = in[0].shape[1], D = a.head_dim;
     const float *x = static_cast<const float *>(in[0].data);
-    int64_t W = in[0].shape[1], D = a.head_dim, half = D / 2;
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t h = 0; h < W / D; ++h)
-        for (int64_t i = 0; i < half; ++i) {
-          double ang = double(ctx->past + t) / a.rope_scale *
-                       std::pow(double(a.theta), -2.0 * i / D);
-          const float *xs = x + t * W + h * D;
-          float *ys = y + t * W + h * D;
-          float x0 = xs[i], x1 = xs[i + half];
-          ys[i] = float(x0 * std::cos(ang) - x1 * std::sin(ang));
-          ys[i + half] = float(x1 * std::cos(ang) + x0 * std::sin(ang));
-        }
+    std::vector<float> xn;
+    if (!Absent(in[1])) {
+      xn.resize(T * K);
+      RmsNormRows(x, T, K, in[1], a.eps, a.offset, xn.data());
+      x = xn.data();
+    }
+    for (int j = 0; j < 3; ++j) {
+      float *o = static_cast<float *>(out[j].data);
+      int64_t N = in[2 + j].shape[0];
+      MatmulRows(x, T, K, in[2 + j], N, o);
+      if (j == 2)
+        break; // v: no norm, no rope
+      std::vector<float> tmp(o, o + T * N);
+      if (!Absent(in[5 + j]))
+        RmsNormRows(tmp.data(), T, N, in[5 + j], a.eps, a.offset, tmp.data());
+      gemmac_op_attrs ra = a;
+      ra.head_dim = int32_t(D);
+      RopeRows(tmp.data(), T, N, ra, ctx->past, o);
+    }
     break;
   }
-  case GEMMAC_OP_ATTENTION: {
-    if (a.layer < 0 || uint32_t(a.layer) >= ctx->num_kv)
-      return Fail(err, "attention: layer out of range");
-    const gemmac_kv_cache &kv = ctx->kv[a.layer];
-    const float *q = static_cast<const float *>(in[0].data);
-    const float *kin = static_cast<const float *>(in[1].data);
-    const float *vin = static_cast<const float *>(in[2].data);
-    int64_t H = a.num_heads, KV = a.num_kv_heads, D = a.head_dim;
-    float *kc = static_cast<float *>(kv.k);
-    float *vc = static_cast<float *>(kv.v);
-    for (int64_t t = 0; t < T; ++t) {
-      int64_t row = (ctx->past + t) % kv.capacity;
-      std::memcpy(kc + row * KV * D, kin + t * KV * D, sizeof(float) * KV * D);
-      std::memcpy(vc + row * KV * D, vin + t * KV * D, sizeof(float) * KV * D);
+  case GEMMAC_OP_GATED_MLP: {
+    int64_t K = in[0].shape[1], F = in[2].shape[0];
+    const float *x = static_cast<const float *>(in[0].data);
+    std::vector<float> xn, g(T * F);
+    if (!Absent(in[1])) {
+      xn.resize(T * K);
+      RmsNormRows(x, T, K, in[1], a.eps, a.offset, xn.data());
+      x = xn.data();
     }
-    double *s = new double[ctx->past + T];
-    for (int64_t t = 0; t < T; ++t) {
-      int64_t p = ctx->past + t;
-      int64_t lo = a.window > 0 ? p - a.window + 1 : 0;
-      if (lo < 0)
-        lo = 0;
-      if (p - lo + 1 > kv.capacity) {
-        delete[] s;
-        return Fail(err, "attention: visible keys exceed the cache");
-      }
-      for (int64_t h = 0; h < H; ++h) {
-        int64_t g = h / (H / KV);
-        double mx = -INFINITY;
-        for (int64_t j = lo; j <= p; ++j) {
-          const float *kr = kc + ((j % kv.capacity) * KV + g) * D;
-          double d = 0;
-          for (int64_t i = 0; i < D; ++i)
-            d += double(q[(t * H + h) * D + i]) * kr[i];
-          d *= a.scale;
-          if (a.softcap > 0)
-            d = a.softcap * std::tanh(d / a.softcap);
-          s[j] = d;
-          if (d > mx)
-            mx = d;
-        }
-        double sum = 0;
-        for (int64_t j = lo; j <= p; ++j)
-          sum += (s[j] = std::exp(s[j] - mx));
-        for (int64_t i = 0; i < D; ++i) {
-          double acc = 0;
-          for (int64_t j = lo; j <= p; ++j)
-            acc += s[j] * vc[((j % kv.capacity) * KV + g) * D + i];
-          y[(t * H + h) * D + i] = float(acc / sum);
-        }
-      }
-    }
-    delete[] s;
+    MatmulRows(x, T, K, in[2], F, g.data());
+    MatmulRows(x, T, K, in[3], F, y);
+    for (int64_t i = 0; i < T * F; ++i)
+      y[i] *= Gelu(g[i]);
+    break;
+  }
+  case GEMMAC_OP_FINAL_HEAD: {
+    // One output row: only the last position's logits.
+    int64_t H = in[0].shape[1];
+    int64_t rows_out = out[0].shape[0], first = T - rows_out;
+    const float *x = static_cast<const float *>(in[0].data) + first * H;
+    std::vector<float> xn(rows_out * H);
+    RmsNormRows(x, rows_out, H, in[1], a.eps, a.offset, xn.data());
+    MatmulRows(xn.data(), rows_out, H, in[2], a.rows, y);
+    if (a.softcap > 0)
+      for (int64_t i = 0; i < rows_out * a.rows; ++i)
+        y[i] = a.softcap * std::tanh(y[i] / a.softcap);
     break;
   }
   default: {
@@ -211,8 +396,7 @@ int32_t Launch(gemmac_backend *b, gemmac_kernel *kp, const gemmac_tensor *in,
       float v = x[i];
       switch (k.op) {
       case GEMMAC_OP_GELU_TANH:
-        v = 0.5f * v *
-            (1.0f + std::tanh(0.7978845608f * (v + 0.044715f * v * v * v)));
+        v = Gelu(v);
         break;
       case GEMMAC_OP_MUL:
         v *= static_cast<const float *>(in[1].data)[i];

@@ -1,5 +1,6 @@
 #include "test_module.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -36,6 +37,25 @@ struct Builder {
     while (m->weights.size() % 64)
       m->weights.push_back(0);
     uint64_t off = m->weights.size();
+    if (dtype == DType::Q8C || dtype == DType::Q4G32 ||
+        dtype == DType::Q4G128) {
+      if (shape.size() != 2)
+        throw std::runtime_error(name + ": a quantized weight is 2-D");
+      for (float &v : vals)
+        v = bias + scale * Rand();
+      m->values[name] =
+          QuantizeMatrix(vals, shape[0], shape[1], dtype, &m->weights);
+      auto t = std::make_unique<schema::TensorT>();
+      t->name = name;
+      t->dtype = dtype;
+      t->shape = shape;
+      t->storage = schema::StorageKind::Weight;
+      t->segment = 0;
+      t->offset = off;
+      t->size_bytes = m->weights.size() - off;
+      m->program.tensors.push_back(std::move(t));
+      return uint32_t(m->program.tensors.size() - 1);
+    }
     for (int64_t i = 0; i < n; ++i) {
       float v = bias + scale * Rand();
       if (dtype == DType::BF16) {
@@ -87,10 +107,15 @@ struct Builder {
   std::unique_ptr<schema::InstructionT>
   Ins(OpCode op, std::vector<uint32_t> in, uint32_t out,
       std::function<void(schema::OpAttributesT &)> attrs = {}) {
+    return Ins(op, std::move(in), std::vector<uint32_t>{out}, attrs);
+  }
+  std::unique_ptr<schema::InstructionT>
+  Ins(OpCode op, std::vector<uint32_t> in, std::vector<uint32_t> out,
+      std::function<void(schema::OpAttributesT &)> attrs = {}) {
     auto i = std::make_unique<schema::InstructionT>();
     i->op = op;
     i->inputs = std::move(in);
-    i->outputs = {out};
+    i->outputs = std::move(out);
     i->attrs = std::make_unique<schema::OpAttributesT>();
     if (attrs)
       attrs(*i->attrs);
@@ -100,6 +125,118 @@ struct Builder {
 };
 
 } // namespace
+
+uint16_t FloatToHalf(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  uint16_t sign = uint16_t((bits >> 16) & 0x8000);
+  double a = std::fabs(double(f));
+  if (a == 0)
+    return sign;
+  if (a < std::ldexp(1.0, -14)) // subnormal: units of 2^-24
+    return uint16_t(sign | uint16_t(std::nearbyint(a * std::ldexp(1.0, 24))));
+  int e = 0;
+  std::frexp(a, &e); // a = m * 2^e, m in [0.5, 1)
+  int E = e - 1;     // a = 1.f * 2^E
+  long man = std::lrint((a / std::ldexp(1.0, E) - 1.0) * 1024.0);
+  if (man == 1024) {
+    man = 0;
+    ++E;
+  }
+  if (E > 15)
+    return uint16_t(sign | 0x7C00); // overflow: inf
+  return uint16_t(sign | uint16_t((E + 15) << 10) | uint16_t(man));
+}
+
+float HalfToFloat(uint16_t h) {
+  int exp = (h >> 10) & 31, man = h & 1023;
+  double v = exp == 0    ? std::ldexp(double(man), -24)
+             : exp == 31 ? (man ? NAN : INFINITY)
+                         : std::ldexp(double(man | 1024), exp - 25);
+  return float(h & 0x8000 ? -v : v);
+}
+
+std::vector<float> QuantizeMatrix(const std::vector<float> &w, int64_t rows,
+                                  int64_t cols, schema::DType dtype,
+                                  std::vector<uint8_t> *out) {
+  std::vector<float> deq(w.size());
+  auto put16 = [&](uint16_t v) {
+    out->push_back(uint8_t(v & 0xFF));
+    out->push_back(uint8_t(v >> 8));
+  };
+  if (dtype == DType::Q8C) {
+    // int8 q[rows][cols], then f32 scale[rows]; scale = max|w_row| / 127.
+    std::vector<float> scales(rows);
+    for (int64_t r = 0; r < rows; ++r) {
+      float mx = 0;
+      for (int64_t c = 0; c < cols; ++c)
+        mx = std::max(mx, std::fabs(w[r * cols + c]));
+      scales[r] = mx / 127.0f;
+    }
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) {
+        float v = w[r * cols + c];
+        long q = scales[r] > 0 ? std::lrint(v / scales[r]) : 0;
+        q = std::max(-127L, std::min(127L, q));
+        out->push_back(uint8_t(int8_t(q)));
+        deq[r * cols + c] = float(q) * scales[r];
+      }
+    for (float sc : scales) {
+      uint8_t b[4];
+      std::memcpy(b, &sc, 4);
+      out->insert(out->end(), b, b + 4);
+    }
+    return deq;
+  }
+  const int64_t G = dtype == DType::Q4G32 ? 32 : 128;
+  if (dtype != DType::Q4G32 && dtype != DType::Q4G128)
+    throw std::runtime_error("QuantizeMatrix: not a quantized dtype");
+  if (cols % G != 0)
+    throw std::runtime_error("QuantizeMatrix: cols not a multiple of the "
+                             "group");
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t b0 = 0; b0 < cols; b0 += G) {
+      const float *x = &w[r * cols + b0];
+      float *y = &deq[r * cols + b0];
+      std::vector<int> nib(G);
+      if (G == 32) {
+        // Symmetric: d = m / -8, m the element of largest magnitude.
+        float m = 0;
+        for (int64_t j = 0; j < G; ++j)
+          if (std::fabs(x[j]) > std::fabs(m))
+            m = x[j];
+        uint16_t dh = FloatToHalf(m / -8.0f);
+        float d = HalfToFloat(dh);
+        put16(dh);
+        for (int64_t j = 0; j < G; ++j) {
+          long q = d != 0 ? std::lrint(x[j] / d) + 8 : 8;
+          nib[j] = int(std::max(0L, std::min(15L, q)));
+          y[j] = float(nib[j] - 8) * d;
+        }
+      } else {
+        // Asymmetric: w = nibble * d + m, m the minimum, d = (max-min)/15.
+        float lo = x[0], hi = x[0];
+        for (int64_t j = 0; j < G; ++j) {
+          lo = std::min(lo, x[j]);
+          hi = std::max(hi, x[j]);
+        }
+        uint16_t dh = FloatToHalf((hi - lo) / 15.0f), mh = FloatToHalf(lo);
+        float d = HalfToFloat(dh), m = HalfToFloat(mh);
+        put16(dh);
+        put16(mh);
+        for (int64_t j = 0; j < G; ++j) {
+          long q = d != 0 ? std::lrint((x[j] - m) / d) : 0;
+          nib[j] = int(std::max(0L, std::min(15L, q)));
+          y[j] = float(nib[j]) * d + m;
+        }
+      }
+      // Element j < G/2 is the low nibble of byte j, the rest the high
+      // nibble of byte j - G/2.
+      for (int64_t j = 0; j < G / 2; ++j)
+        out->push_back(uint8_t(nib[j] | (nib[j + G / 2] << 4)));
+    }
+  return deq;
+}
 
 std::string ReadFile(const std::string &path) {
   std::ifstream f(path, std::ios::binary);
@@ -168,32 +305,76 @@ TestModule BuildTinyGemma(const TinyConfig &cfg) {
   p.chat->system = schema::SystemPrompt::FoldIntoFirstUser;
 
   const int64_t T = kTokensDim;
+  const uint32_t kNone = 0xFFFFFFFFu; // an absent optional input
+  if (cfg.last_logits_only && !cfg.fused)
+    throw std::runtime_error("last_logits_only needs fused (final_head)");
   uint32_t tokens = b.AddArena("tokens", {T}, DType::I32);
-  uint32_t table = b.AddWeight("embed", {V, H},
-                               cfg.bf16_embed ? DType::BF16 : DType::F32, 1.0f);
+  DType embed_dtype = cfg.embed_quant != DType::F32 ? cfg.embed_quant
+                      : cfg.bf16_embed              ? DType::BF16
+                                                    : DType::F32;
+  uint32_t table = b.AddWeight("embed", {V, H}, embed_dtype, 1.0f);
+
+  // Every layer's weights first, in one fixed order, so that a fused and an
+  // unfused module of one seed hold the same weights.
+  struct LayerWeights {
+    uint32_t input_norm, q, q_norm = kNone, k, k_norm = kNone, v, o,
+                            post_attn_norm, pre_ff_norm, gate, up, down,
+                            post_ff_norm;
+  };
+  std::vector<LayerWeights> lw(cfg.layers);
+  for (int l = 0; l < cfg.layers; ++l) {
+    std::string L = "l" + std::to_string(l) + ".";
+    auto norm_w = [&](const std::string &n, int64_t d) {
+      return b.AddWeight(L + n, {d}, DType::F32, 0.2f);
+    };
+    auto lin_w = [&](const std::string &n, int64_t rows, int64_t cols) {
+      return b.AddWeight(L + n, {rows, cols}, cfg.linear_dtype,
+                         1.0f / std::sqrt(float(cols)));
+    };
+    LayerWeights &w = lw[l];
+    w.input_norm = norm_w("input_norm", H);
+    w.q = lin_w("q", NH * D, H);
+    if (cfg.qk_norm)
+      w.q_norm = norm_w("q_norm", D);
+    w.k = lin_w("k", KV * D, H);
+    if (cfg.qk_norm)
+      w.k_norm = norm_w("k_norm", D);
+    w.v = lin_w("v", KV * D, H);
+    w.o = lin_w("o", H, NH * D);
+    w.post_attn_norm = norm_w("post_attn_norm", H);
+    w.pre_ff_norm = norm_w("pre_ff_norm", H);
+    w.gate = lin_w("gate", F, H);
+    w.up = lin_w("up", F, H);
+    w.down = lin_w("down", H, F);
+    w.post_ff_norm = norm_w("post_ff_norm", H);
+  }
+  uint32_t fw = b.AddWeight("final_norm", {H}, DType::F32, 0.2f);
+
   std::vector<std::unique_ptr<schema::InstructionT>> ins;
   uint32_t x = b.AddArena("x0", {T, H});
   ins.push_back(b.Ins(OpCode::Embed, {tokens, table}, x,
                       [&](auto &a) { a.scale = std::sqrt(float(H)); }));
+  // Fused: the normalized input of the next layer, when add_rms_norm made
+  // it (then qkv_proj leaves its `norm` absent).
+  uint32_t h_next = kNone;
   for (int l = 0; l < cfg.layers; ++l) {
     std::string L = "l" + std::to_string(l) + ".";
+    const LayerWeights &w = lw[l];
     bool sliding = l % 2 == 0;
-    auto norm = [&](uint32_t in, const std::string &w, int64_t width,
-                    int64_t d) {
-      uint32_t wt = b.AddWeight(L + w, {d}, DType::F32, 0.2f);
-      uint32_t out = b.AddArena(L + w + ".out", {T, width});
+    float theta = sliding ? 10000.f : 1000000.f;
+    auto norm = [&](uint32_t in, uint32_t wt, const std::string &n,
+                    int64_t width) {
+      uint32_t out = b.AddArena(L + n + ".out", {T, width});
       ins.push_back(b.Ins(OpCode::RmsNorm, {in, wt}, out,
                           [&](auto &a) { a.eps = 1e-6f; }));
       return out;
     };
-    auto linear = [&](uint32_t in, const std::string &w, int64_t n, int64_t k) {
-      uint32_t wt =
-          b.AddWeight(L + w, {n, k}, DType::F32, 1.0f / std::sqrt(float(k)));
-      uint32_t out = b.AddArena(L + w + ".out", {T, n});
+    auto linear = [&](uint32_t in, uint32_t wt, const std::string &n,
+                      int64_t width) {
+      uint32_t out = b.AddArena(L + n + ".out", {T, width});
       ins.push_back(b.Ins(OpCode::Linear, {in, wt}, out));
       return out;
     };
-    float theta = sliding ? 10000.f : 1000000.f;
     auto rope = [&](uint32_t in, int64_t width, const std::string &n) {
       uint32_t out = b.AddArena(L + n, {T, width});
       ins.push_back(b.Ins(OpCode::Rope, {in}, out, [&](auto &a) {
@@ -202,12 +383,34 @@ TestModule BuildTinyGemma(const TinyConfig &cfg) {
       }));
       return out;
     };
-    uint32_t h = norm(x, "input_norm", H, H);
-    uint32_t q = rope(norm(linear(h, "q", NH * D, H), "q_norm", NH * D, D),
-                      NH * D, "q_rope");
-    uint32_t k = rope(norm(linear(h, "k", KV * D, H), "k_norm", KV * D, D),
-                      KV * D, "k_rope");
-    uint32_t v = linear(h, "v", KV * D, H);
+    uint32_t q, k, v;
+    if (cfg.fused) {
+      q = b.AddArena(L + "q_rope", {T, NH * D});
+      k = b.AddArena(L + "k_rope", {T, KV * D});
+      v = b.AddArena(L + "v.out", {T, KV * D});
+      bool folded = h_next == kNone; // the input norm is done here
+      ins.push_back(b.Ins(OpCode::QkvProj,
+                          {folded ? x : h_next, folded ? w.input_norm : kNone,
+                           w.q, w.k, w.v, w.q_norm, w.k_norm},
+                          {q, k, v}, [&](auto &a) {
+                            a.head_dim = D;
+                            a.num_heads = NH;
+                            a.num_kv_heads = KV;
+                            a.theta = theta;
+                            a.eps = 1e-6f;
+                          }));
+    } else {
+      uint32_t h = norm(x, w.input_norm, "input_norm", H);
+      uint32_t qa = linear(h, w.q, "q", NH * D);
+      if (cfg.qk_norm)
+        qa = norm(qa, w.q_norm, "q_norm", NH * D);
+      q = rope(qa, NH * D, "q_rope");
+      uint32_t ka = linear(h, w.k, "k", KV * D);
+      if (cfg.qk_norm)
+        ka = norm(ka, w.k_norm, "k_norm", KV * D);
+      k = rope(ka, KV * D, "k_rope");
+      v = linear(h, w.v, "v", KV * D);
+    }
     uint32_t att = b.AddArena(L + "att", {T, NH * D});
     ins.push_back(b.Ins(OpCode::Attention, {q, k, v}, att, [&](auto &a) {
       a.layer = l;
@@ -218,23 +421,50 @@ TestModule BuildTinyGemma(const TinyConfig &cfg) {
       a.window = sliding ? cfg.window : 0;
       a.softcap = l == 1 ? 5.0f : 0.0f; // Gemma 2's attention soft-cap
     }));
-    uint32_t o = norm(linear(att, "o", H, NH * D), "post_attn_norm", H, H);
+    uint32_t o =
+        norm(linear(att, w.o, "o", H), w.post_attn_norm, "post_attn_norm", H);
     uint32_t x1 = b.AddArena(L + "x1", {T, H});
-    ins.push_back(b.Ins(OpCode::Add, {x, o}, x1));
-    uint32_t h2 = norm(x1, "pre_ff_norm", H, H);
-    uint32_t g = linear(h2, "gate", F, H);
-    uint32_t gg = b.AddArena(L + "gelu", {T, F});
-    ins.push_back(b.Ins(OpCode::GeluTanh, {g}, gg));
-    uint32_t u = linear(h2, "up", F, H);
-    uint32_t mm = b.AddArena(L + "mul", {T, F});
-    ins.push_back(b.Ins(OpCode::Mul, {gg, u}, mm));
-    uint32_t dn = linear(mm, "down", H, F);
+    uint32_t mm;
+    if (cfg.fused) {
+      mm = b.AddArena(L + "mlp", {T, F});
+      if (sliding) {
+        // add_rms_norm hands gated_mlp a normalized input: `norm` absent.
+        uint32_t h2 = b.AddArena(L + "pre_ff_norm.out", {T, H});
+        ins.push_back(b.Ins(OpCode::AddRmsNorm, {x, o, w.pre_ff_norm}, {x1, h2},
+                            [&](auto &a) { a.eps = 1e-6f; }));
+        ins.push_back(b.Ins(OpCode::GatedMlp, {h2, kNone, w.gate, w.up}, mm,
+                            [&](auto &a) { a.eps = 1e-6f; }));
+      } else {
+        // A plain add, and gated_mlp folds the norm itself.
+        ins.push_back(b.Ins(OpCode::Add, {x, o}, x1));
+        ins.push_back(b.Ins(OpCode::GatedMlp, {x1, w.pre_ff_norm, w.gate, w.up},
+                            mm, [&](auto &a) { a.eps = 1e-6f; }));
+      }
+    } else {
+      ins.push_back(b.Ins(OpCode::Add, {x, o}, x1));
+      uint32_t h2 = norm(x1, w.pre_ff_norm, "pre_ff_norm", H);
+      uint32_t g = linear(h2, w.gate, "gate", F);
+      uint32_t gg = b.AddArena(L + "gelu", {T, F});
+      ins.push_back(b.Ins(OpCode::GeluTanh, {g}, gg));
+      uint32_t u = linear(h2, w.up, "up", F);
+      mm = b.AddArena(L + "mul", {T, F});
+      ins.push_back(b.Ins(OpCode::Mul, {gg, u}, mm));
+    }
+    uint32_t dn = linear(mm, w.down, "down", H);
     uint32_t sc = b.AddArena(L + "half", {T, H});
     ins.push_back(
         b.Ins(OpCode::Scale, {dn}, sc, [](auto &a) { a.scale = 0.5f; }));
-    uint32_t post = norm(sc, "post_ff_norm", H, H);
+    uint32_t post = norm(sc, w.post_ff_norm, "post_ff_norm", H);
     uint32_t x2 = b.AddArena(L + "x2", {T, H});
-    ins.push_back(b.Ins(OpCode::Add, {x1, post}, x2));
+    h_next = kNone;
+    if (cfg.fused && l + 1 < cfg.layers) {
+      // The residual add and the next layer's input norm in one op.
+      h_next = b.AddArena(L + "next_input_norm.out", {T, H});
+      ins.push_back(b.Ins(OpCode::AddRmsNorm, {x1, post, lw[l + 1].input_norm},
+                          {x2, h_next}, [&](auto &a) { a.eps = 1e-6f; }));
+    } else {
+      ins.push_back(b.Ins(OpCode::Add, {x1, post}, x2));
+    }
     x = x2;
 
     auto kv = std::make_unique<schema::KvLayerT>();
@@ -242,22 +472,62 @@ TestModule BuildTinyGemma(const TinyConfig &cfg) {
     kv->head_dim = D;
     kv->window = sliding ? cfg.window : 0;
     kv->capacity = sliding ? cfg.window + cfg.prefill_max - 1 : 0;
+    kv->dtype = cfg.kv_i8 ? DType::I8 : DType::F32;
     p.kv_layers.push_back(std::move(kv));
   }
-  uint32_t fw = b.AddWeight("final_norm", {H}, DType::F32, 0.2f);
-  uint32_t xn = b.AddArena("final_norm.out", {T, H});
-  ins.push_back(b.Ins(OpCode::RmsNorm, {x, fw}, xn));
-  uint32_t raw = b.AddArena("lm_head.out", {T, m.rows});
-  ins.push_back(b.Ins(OpCode::LmHead, {xn, table}, raw,
-                      [&](auto &a) { a.rows = m.rows; }));
-  uint32_t logits = b.AddArena("logits", {T, m.rows});
-  ins.push_back(b.Ins(OpCode::Softcap, {raw}, logits,
-                      [&](auto &a) { a.softcap = cfg.final_softcap; }));
+  uint32_t logits, logits_last = kNone;
+  if (cfg.fused) {
+    logits = b.AddArena("logits", {T, m.rows});
+    auto head = [&](auto &a) {
+      a.rows = m.rows;
+      a.eps = 1e-6f;
+      a.softcap = cfg.final_softcap;
+    };
+    ins.push_back(b.Ins(OpCode::FinalHead, {x, fw, table}, logits, head));
+    if (cfg.last_logits_only)
+      logits_last = b.AddArena("logits.last", {1, m.rows});
+  } else {
+    uint32_t xn = b.AddArena("final_norm.out", {T, H});
+    ins.push_back(b.Ins(OpCode::RmsNorm, {x, fw}, xn));
+    uint32_t raw = b.AddArena("lm_head.out", {T, m.rows});
+    ins.push_back(b.Ins(OpCode::LmHead, {xn, table}, raw,
+                        [&](auto &a) { a.rows = m.rows; }));
+    logits = b.AddArena("logits", {T, m.rows});
+    ins.push_back(b.Ins(OpCode::Softcap, {raw}, logits,
+                        [&](auto &a) { a.softcap = cfg.final_softcap; }));
+  }
+
+  // What a runtime must know to run this module, as gemma-compile lists it.
+  auto need = [&](const std::string &f) {
+    if (std::find(p.required_features.begin(), p.required_features.end(), f) ==
+        p.required_features.end())
+      p.required_features.push_back(f);
+  };
+  static const std::map<DType, std::string> kQuantName = {
+      {DType::Q8C, "q8c"}, {DType::Q4G32, "q4g32"}, {DType::Q4G128, "q4g128"}};
+  if (cfg.fused)
+    for (const char *f :
+         {"op:qkv_proj", "op:add_rms_norm", "op:gated_mlp", "op:final_head"})
+      need(f);
+  std::string quant;
+  if (kQuantName.count(cfg.linear_dtype)) {
+    need("dtype:" + kQuantName.at(cfg.linear_dtype));
+    quant = kQuantName.at(cfg.linear_dtype);
+  }
+  if (kQuantName.count(cfg.embed_quant)) {
+    need("dtype:" + kQuantName.at(cfg.embed_quant));
+    quant += (quant.empty() ? "" : ", ") + std::string("embed=") +
+             kQuantName.at(cfg.embed_quant);
+  }
+  if (cfg.kv_i8)
+    need("kv:i8");
+  p.quantization = quant;
 
   for (const char *name : {"prefill", "decode"}) {
+    bool prefill = std::string(name) == "prefill";
     auto f = std::make_unique<schema::FunctionT>();
     f->name = name;
-    f->max_tokens = std::string(name) == "prefill" ? cfg.prefill_max : 1;
+    f->max_tokens = prefill ? cfg.prefill_max : 1;
     f->arena_bytes = b.arena;
     f->inputs = {tokens};
     f->outputs = {logits};
@@ -269,6 +539,11 @@ TestModule BuildTinyGemma(const TinyConfig &cfg) {
       copy->attrs = std::make_unique<schema::OpAttributesT>(*i->attrs);
       copy->location = i->location;
       f->instructions.push_back(std::move(copy));
+    }
+    if (prefill && logits_last != kNone) {
+      // --prefill-logits=last: final_head writes one row.
+      f->instructions.back()->outputs = {logits_last};
+      f->outputs = {logits_last};
     }
     p.functions.push_back(std::move(f));
   }
@@ -380,6 +655,24 @@ void Rope(Mat &x, int64_t width, int64_t D, double theta) {
       }
 }
 
+// What an int8 KV cache keeps of rows [T, KV*D]: per position and KV head,
+// scale = max|x| / 127 and x ~ round(x / scale) * scale (plugin.h,
+// gemmac_kv_cache). Computed in f32, as the cache stores f32 scales.
+void KvInt8RoundTrip(Mat &x, int64_t KV, int64_t D) {
+  for (size_t r = 0; r < x.size() / (KV * D); ++r)
+    for (int64_t g = 0; g < KV; ++g) {
+      float *p = &x[(r * KV + g) * D];
+      float mx = 0;
+      for (int64_t i = 0; i < D; ++i)
+        mx = std::max(mx, std::fabs(p[i]));
+      float scale = mx / 127.0f;
+      for (int64_t i = 0; i < D; ++i) {
+        float q = scale > 0 ? std::nearbyint(p[i] / scale) : 0.0f;
+        p[i] = std::max(-127.0f, std::min(127.0f, q)) * scale;
+      }
+    }
+}
+
 } // namespace
 
 std::vector<float> ReferenceLogits(const TestModule &m,
@@ -399,11 +692,18 @@ std::vector<float> ReferenceLogits(const TestModule &m,
     bool sliding = l % 2 == 0;
     double theta = sliding ? 10000.0 : 1000000.0;
     Mat h = RmsNorm(x, H, W(L + "input_norm"));
-    Mat q = RmsNorm(Linear(h, H, W(L + "q"), NH * D), NH * D, W(L + "q_norm"));
-    Mat k = RmsNorm(Linear(h, H, W(L + "k"), KV * D), KV * D, W(L + "k_norm"));
+    Mat q = Linear(h, H, W(L + "q"), NH * D);
+    Mat k = Linear(h, H, W(L + "k"), KV * D);
+    if (cfg.qk_norm) {
+      q = RmsNorm(q, NH * D, W(L + "q_norm"));
+      k = RmsNorm(k, KV * D, W(L + "k_norm"));
+    }
     Mat v = Linear(h, H, W(L + "v"), KV * D);
     Rope(q, NH * D, D, theta);
     Rope(k, KV * D, D, theta);
+    if (cfg.kv_i8)
+      for (Mat *kv : {&k, &v})
+        KvInt8RoundTrip(*kv, KV, D);
     Mat att(T * NH * D, 0.f);
     for (int64_t t = 0; t < T; ++t)
       for (int64_t hd = 0; hd < NH; ++hd) {

@@ -28,15 +28,51 @@ struct TinyConfig {
   bool bf16_embed = true;
   float final_softcap = 30.0f;
   uint32_t seed = 1;
+
+  // Module format 1.1 (docs/quantization.md, docs/ops.md "Fused ops").
+  // The dtype of every projection (q, k, v, o, gate, up, down): F32, or a
+  // quantized format (cols must fill its groups: hidden, heads * head_dim
+  // and ff multiples of 32 or 128).
+  schema::DType linear_dtype = schema::DType::F32;
+  // Q8C/Q4G32/Q4G128: the embedding table in that format (overrides
+  // bf16_embed); F32 leaves it to bf16_embed.
+  schema::DType embed_quant = schema::DType::F32;
+  // Gemma 3's QK-norm; without it a fused module leaves q_norm and k_norm
+  // absent (tensor id 0xFFFFFFFF).
+  bool qk_norm = true;
+  // The same model written with the fused ops: qkv_proj (layer 0 folds its
+  // input norm, later layers get it from add_rms_norm and leave `norm`
+  // absent), add_rms_norm, gated_mlp (with and without its norm) and
+  // final_head.
+  bool fused = false;
+  // Prefill returns f32[1,R], the last position's logits (needs fused).
+  bool last_logits_only = false;
+  // Int8 KV caches (KvLayer.dtype I8).
+  bool kv_i8 = false;
 };
 
 struct TestModule {
   TinyConfig cfg;
   schema::ModuleT program;
-  std::vector<uint8_t> weights;                     // segment 0
-  std::map<std::string, std::vector<float>> values; // as the kernels read them
-  int32_t rows = 0;                                 // tokenizer vocabulary
+  std::vector<uint8_t> weights; // segment 0
+  // Every weight as the kernels must read it: quantized ones dequantized
+  // from the bytes written (docs/quantization.md), so the reference runs on
+  // exactly the stored weights.
+  std::map<std::string, std::vector<float>> values;
+  int32_t rows = 0; // tokenizer vocabulary
 };
+
+// IEEE half <-> float (round to nearest even), for the f16 scales of the
+// q4 formats.
+uint16_t FloatToHalf(float f);
+float HalfToFloat(uint16_t h);
+
+// Quantizes a row-major [rows, cols] matrix into `dtype`'s layout (Q8C,
+// Q4G32, Q4G128; docs/quantization.md), appending the bytes to *out, and
+// returns the matrix those bytes decode to.
+std::vector<float> QuantizeMatrix(const std::vector<float> &w, int64_t rows,
+                                  int64_t cols, schema::DType dtype,
+                                  std::vector<uint8_t> *out);
 
 // The tokenizer model used by every test (trained at build time).
 std::string ReadFile(const std::string &path);
@@ -51,7 +87,12 @@ WriteModule(const TestModule &m, const std::string &path,
             const std::function<void(ModuleHeader &)> &tweak_header = {});
 void WriteBytes(const std::string &path, const std::vector<uint8_t> &bytes);
 
-// Logits [tokens.size(), rows] of the whole sequence, computed directly.
+// Logits [tokens.size(), rows] of the whole sequence, computed directly in
+// double precision from TestModule::values. With cfg.kv_i8 the keys and
+// values go through the int8 round trip of the KV cache (scale = max|x| /
+// 127 per position and KV head) as they would in the cache. The same for
+// fused and unfused modules: the fused ops are defined as the chains they
+// replace.
 std::vector<float> ReferenceLogits(const TestModule &m,
                                    const std::vector<int32_t> &tokens);
 

@@ -88,12 +88,69 @@ def main():
 
     # gemma-dump.
     d = run([args.dump, model, "--instructions"]).stdout.decode()
-    for s in ("version 1.0", "Gemma3ForCausalLM", "400 pieces", "prefill: max_tokens 8",
-              "Attention(", "window 4, ring of 11", "weight bf16"):
+    for s in ("version 1.1", "Gemma3ForCausalLM", "400 pieces", "prefill: max_tokens 8",
+              "Attention(", "window 4, ring of 11", "weight bf16",
+              "quantization: (not recorded)", "required features: (none)",
+              "sliding window 4 (ring of 11): 1 layer, f32, kv heads 1 x head_dim 8, "
+              "64 bytes per position, 704 bytes per layer",
+              "global (context length): 1 layer, f32, kv heads 1 x head_dim 8, "
+              "64 bytes per position, 64 bytes per layer per token of context"):
         check(s in d, "gemma-dump lacks %r:\n%s" % (s, d))
     dj = json.loads(run([args.dump, model, "--json", "--instructions"]).stdout)
     check(dj["config"]["hidden_size"] == 16, "dump json config")
     check(dj["functions"][0]["code"][0]["op"] == "Embed", "dump json code")
+    check(dj["version"] == "1.1" and dj["required_features"] == [], "dump json header")
+    check([k["dtype"] for k in dj["kv_plan"]] == ["f32", "f32"], "dump json kv plan")
+
+    # Module format 1.1: fused ops, q4g32 projections with a q8c embedding,
+    # int8 KV caches and a prefill that returns only the last row.
+    new = os.path.join(args.work, "tiny_q4_fused.gmc")
+    run([args.writer, new, "--quant", "q4g32", "--kv-i8", "--prefill-logits-last"])
+    d = run([args.dump, new, "--instructions"]).stdout.decode()
+    for s in ("quantization: q4g32, embed=q8c",
+              "required features: op:qkv_proj, op:add_rms_norm, op:gated_mlp, "
+              "op:final_head, dtype:q4g32, dtype:q8c, kv:i8",
+              "weight q4g32", "weight q8c", "QkvProj(", "GatedMlp(", "FinalHead(",
+              "AddRmsNorm(", "embed: q8c[403,32]", "l0.q: q4g32[32,32]",
+              "-> logits.last: f32[1,400]",
+              # layer 1 gets its input norm from add_rms_norm: `norm` absent.
+              "QkvProj(l0.next_input_norm.out: f32[T,32], -, ",
+              "sliding window 4 (ring of 11): 1 layer, "
+              "i8 (+ f32 scale per position and head), kv heads 1 x head_dim 16, "
+              "40 bytes per position, 440 bytes per layer",
+              "global (context length): 1 layer, i8",
+              "0: window 4, ring of 11, kv heads 1, head_dim 16, i8"):
+        check(s in d, "gemma-dump lacks %r:\n%s" % (s, d))
+    dj = json.loads(run([args.dump, new, "--json", "--instructions"]).stdout)
+    check(dj["quantization"] == "q4g32, embed=q8c", "dump json quantization")
+    check("kv:i8" in dj["required_features"], "dump json features")
+    check(all(k["dtype"] == "i8" for k in dj["kv_layers"]), "dump json kv dtype")
+    qkv = [c for c in dj["functions"][0]["code"] if c["op"] == "QkvProj"]
+    check(qkv[1]["inputs"][1] is None, "absent input in json: %s" % qkv[1])
+
+    # Generation works on it (greedy, deterministic) ...
+    p = run([args.run, new, "-p", "Once upon a time", "--raw", "-n", "6",
+             "--temp", "0", "--json", "--stats"] + plugin)
+    out_new = json.loads(p.stdout.decode())
+    check(1 <= len(out_new["generated_ids"]) <= 6, "q4 generated ids: %s" % out_new)
+    check(b"KV cache" in p.stderr, "stats missing")
+    p2 = run([args.run, new, "-p", "Once upon a time", "--raw", "-n", "6",
+              "--temp", "0", "--json"] + plugin)
+    check(json.loads(p2.stdout.decode()) == out_new, "q4 greedy runs differ")
+    # ... but every prompt position's logits cannot be dumped from it.
+    e = run([args.run, new, "-p", "x", "--raw", "-n", "1", "--dump-logits",
+             os.path.join(args.work, "no.npy")] + plugin, ok=False)
+    check(b"--dump-logits" in e.stderr and b"--prefill-logits=last" in e.stderr,
+          "dump-logits message: %r" % e.stderr)
+    check(not os.path.exists(os.path.join(args.work, "no.npy")), "npy written")
+
+    # A fused f32 module gives the same greedy tokens as the unfused one.
+    fused = os.path.join(args.work, "tiny_fused.gmc")
+    run([args.writer, fused, "--fused"])
+    p = run([args.run, fused, "-p", "Once upon a time", "--raw", "-n", "8",
+             "--temp", "0", "--json", "--dump-logits", npy] + plugin)
+    check(json.loads(p.stdout.decode()) == out, "fused greedy run differs")
+    check(np.allclose(np.load(npy), logits, atol=3e-4), "fused logits differ")
     print("ok")
 
 

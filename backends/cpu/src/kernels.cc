@@ -14,6 +14,7 @@
 #include <tbb/task_arena.h>
 
 #include "numeric.h"
+#include "rows.h"
 
 namespace gemmac::cpu {
 namespace {
@@ -72,18 +73,39 @@ template <typename Body> void ParallelElements(int64_t n, Body body) {
 
 } // namespace
 
-void Embed(const int32_t *tokens, int64_t T, const void *table,
-           int32_t table_dtype, int64_t H, float scale, float *out) {
-  DispatchWeight(table_dtype, [&](auto wt) {
-    using W = decltype(wt);
-    const auto *tab = static_cast<const typename W::Storage *>(table);
+void Embed(const int32_t *tokens, int64_t T, const WeightMatrix &table,
+           float scale, float *out) {
+  const int64_t H = table.cols;
+  if (IsFloatWeightDType(table.dtype)) {
+    DispatchWeight(table.dtype, [&](auto wt) {
+      using W = decltype(wt);
+      const auto *tab = static_cast<const typename W::Storage *>(table.data);
+      tbb::parallel_for(Range(0, T), [&](const Range &r) {
+        for (int64_t t = r.begin(); t < r.end(); ++t) {
+          const typename W::Storage *row = tab + int64_t(tokens[t]) * H;
+          float *o = out + t * H;
+#pragma omp simd
+          for (int64_t i = 0; i < H; ++i)
+            o[i] = W::Load(row[i]) * scale;
+        }
+      });
+    });
+    return;
+  }
+  // A quantized row: each block is dequantized straight into the output row
+  // (w as docs/quantization.md computes it, in f32), then scaled.
+  DispatchRows(table, [&](auto rows) {
+    using F = decltype(rows);
     tbb::parallel_for(Range(0, T), [&](const Range &r) {
       for (int64_t t = r.begin(); t < r.end(); ++t) {
-        const typename W::Storage *row = tab + int64_t(tokens[t]) * H;
         float *o = out + t * H;
+        for (int64_t k0 = 0; k0 < H; k0 += F::kBlock) {
+          const int64_t len = std::min<int64_t>(F::kBlock, H - k0);
+          DequantizeBlock(rows, int64_t(tokens[t]), k0, len, o + k0);
+        }
 #pragma omp simd
         for (int64_t i = 0; i < H; ++i)
-          o[i] = W::Load(row[i]) * scale;
+          o[i] *= scale;
       }
     });
   });
@@ -99,11 +121,7 @@ void RmsNorm(const float *x, int64_t T, int64_t N, const void *w,
       for (int64_t g = r.begin(); g < r.end(); ++g) {
         const float *xg = x + g * D;
         float *yg = y + g * D;
-        float ss = 0.0f;
-#pragma omp simd reduction(+ : ss)
-        for (int64_t d = 0; d < D; ++d)
-          ss += xg[d] * xg[d];
-        const float inv = 1.0f / std::sqrt(ss / float(D) + eps);
+        const float inv = RmsInv(xg, D, eps);
 #pragma omp simd
         for (int64_t d = 0; d < D; ++d)
           yg[d] = xg[d] * inv * (offset + W::Load(ws[d]));
@@ -112,16 +130,30 @@ void RmsNorm(const float *x, int64_t T, int64_t N, const void *w,
   });
 }
 
-void Linear(const float *x, int64_t T, int64_t K, const void *w,
-            int32_t w_dtype, int64_t N, float *y) {
-  DispatchWeight(w_dtype, [&](auto wt) {
-    using W = decltype(wt);
-    const auto *ws = static_cast<const typename W::Storage *>(w);
-    // About 16K weight elements per task.
-    const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 14) / (K + 1));
-    tbb::parallel_for(Range(0, N, grain), [&](const Range &r) {
-      LinearRows<W>(x, T, K, ws, r.begin(), r.end(), N, y);
+void Linear(const float *x, int64_t T, int64_t K, const WeightMatrix &w,
+            int64_t N, float *y) {
+  // About 16K weight elements per task.
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 14) / (K + 1));
+  if (IsFloatWeightDType(w.dtype)) {
+    DispatchWeight(w.dtype, [&](auto wt) {
+      using W = decltype(wt);
+      const auto *ws = static_cast<const typename W::Storage *>(w.data);
+      tbb::parallel_for(Range(0, N, grain), [&](const Range &r) {
+        LinearRows<W>(x, T, K, ws, r.begin(), r.end(), N, y);
+      });
     });
+    return;
+  }
+  const RowDotFn dot = RowDotFor(w.dtype, false);
+  tbb::parallel_for(Range(0, N, grain), [&](const Range &r) {
+    for (int64_t n = r.begin(); n < r.end(); ++n)
+      for (int64_t t = 0; t < T; t += kTokenGroup) {
+        const int64_t nt = std::min(kTokenGroup, T - t);
+        float o[kTokenGroup];
+        dot(w, n, x + t * K, nt, nullptr, 0.0f, o);
+        for (int64_t i = 0; i < nt; ++i)
+          y[(t + i) * N + n] = o[i];
+      }
   });
 }
 
@@ -150,14 +182,91 @@ void Rope(const float *x, int64_t T, int64_t H, int64_t D, int64_t past,
   });
 }
 
-bool Attention(const AttentionArgs &a) {
-  const int64_t row = a.KV * a.D;
-  for (int64_t t = 0; t < a.T; ++t) {
-    const int64_t slot = (a.past + t) % a.capacity;
-    std::memcpy(a.k_cache + slot * row, a.k + t * row, size_t(row) * 4);
-    std::memcpy(a.v_cache + slot * row, a.v + t * row, size_t(row) * 4);
-  }
+namespace {
 
+// Stores the T new rows of k or v at ring slots (past + t) % capacity: f32
+// rows are copied; int8 rows are quantized per (position, KV head):
+// s = max|x| / 127, q = round(x / s) (half away from zero), s = 0 and q = 0
+// for an all-zero row.
+void StoreRows(const AttentionArgs &a, const float *src, void *cache,
+               float *scales) {
+  const int64_t row = a.KV * a.D;
+  if (scales == nullptr) {
+    for (int64_t t = 0; t < a.T; ++t) {
+      const int64_t slot = (a.past + t) % a.capacity;
+      std::memcpy(static_cast<float *>(cache) + slot * row, src + t * row,
+                  size_t(row) * 4);
+    }
+    return;
+  }
+  const int64_t D = a.D;
+  auto *q8 = static_cast<int8_t *>(cache);
+  tbb::parallel_for(Range(0, a.T * a.KV, std::max<int64_t>(1, 4096 / D)),
+                    [&](const Range &r) {
+                      for (int64_t i = r.begin(); i < r.end(); ++i) {
+                        const int64_t t = i / a.KV, h = i % a.KV;
+                        const int64_t slot = (a.past + t) % a.capacity;
+                        const float *x = src + t * row + h * D;
+                        float amax = 0.0f;
+                        for (int64_t d = 0; d < D; ++d)
+                          amax = std::max(amax, std::fabs(x[d]));
+                        const float s = amax / 127.0f;
+                        int8_t *q = q8 + (slot * a.KV + h) * D;
+                        scales[slot * a.KV + h] = s;
+                        for (int64_t d = 0; d < D; ++d)
+                          q[d] = s > 0.0f
+                                     ? int8_t(std::clamp(std::round(x[d] / s),
+                                                         -127.0f, 127.0f))
+                                     : int8_t(0);
+                      }
+                    });
+}
+
+// The f32 and int8 cache rows, read the same way by the attention loop:
+// Dot(q, row) = q . k_row and Axpy(acc, e, row) acc += e * v_row.
+struct F32Cache {
+  const float *k, *v;
+  int64_t KV, D;
+  float Dot(const float *q, int64_t r) const {
+    const float *kr = k + r * D;
+    float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t d = 0; d < D; ++d)
+      acc += q[d] * kr[d];
+    return acc;
+  }
+  void Axpy(float *acc, float e, int64_t r) const {
+    const float *vr = v + r * D;
+#pragma omp simd
+    for (int64_t d = 0; d < D; ++d)
+      acc[d] += e * vr[d];
+  }
+};
+
+// Dequantized as read: k = int8 * k_scale[row], so q . k is the integer-
+// weighted sum times the row's scale, and e * v is (e * v_scale) * int8.
+struct I8Cache {
+  const int8_t *k, *v;
+  const float *k_scale, *v_scale;
+  int64_t KV, D;
+  float Dot(const float *q, int64_t r) const {
+    const int8_t *kr = k + r * D;
+    float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t d = 0; d < D; ++d)
+      acc += q[d] * float(kr[d]);
+    return acc * k_scale[r];
+  }
+  void Axpy(float *acc, float e, int64_t r) const {
+    const int8_t *vr = v + r * D;
+    const float es = e * v_scale[r];
+#pragma omp simd
+    for (int64_t d = 0; d < D; ++d)
+      acc[d] += es * float(vr[d]);
+  }
+};
+
+template <class Cache> bool AttendAll(const AttentionArgs &a, const Cache &c) {
   const int64_t H = a.H, D = a.D, group = a.H / a.KV;
   std::atomic<bool> ok{true};
   tbb::parallel_for(Range(0, a.T * H), [&](const Range &r) {
@@ -182,26 +291,23 @@ bool Attention(const AttentionArgs &a) {
       std::fill(acc, acc + D, 0.0f);
       int64_t ring = first % a.capacity;
       for (int64_t j = first; j <= p; ++j) {
-        const float *kj = a.k_cache + (ring * a.KV + kv_head) * D;
-        const float *vj = a.v_cache + (ring * a.KV + kv_head) * D;
+        const int64_t crow = ring * a.KV + kv_head;
         if (++ring == a.capacity)
           ring = 0;
-        float s = Dot<Weight<GEMMAC_DTYPE_F32>>(qh, kj, D) * a.scale;
+        float s = c.Dot(qh, crow) * a.scale;
         if (a.softcap > 0.0f)
           s = a.softcap * std::tanh(s / a.softcap);
         if (s > m) {
-          const float c = std::exp(m - s);
-          l *= c;
+          const float cf = std::exp(m - s);
+          l *= cf;
 #pragma omp simd
           for (int64_t d = 0; d < D; ++d)
-            acc[d] *= c;
+            acc[d] *= cf;
           m = s;
         }
         const float e = std::exp(s - m);
         l += e;
-#pragma omp simd
-        for (int64_t d = 0; d < D; ++d)
-          acc[d] += e * vj[d];
+        c.Axpy(acc, e, crow);
       }
       // Writing last lets out alias q: this (t, h) has finished reading qh.
       float *oh = a.out + t * H * D + h * D;
@@ -212,6 +318,20 @@ bool Attention(const AttentionArgs &a) {
     }
   });
   return ok.load(std::memory_order_relaxed);
+}
+
+} // namespace
+
+bool Attention(const AttentionArgs &a) {
+  StoreRows(a, a.k, a.k_cache, a.k_scale);
+  StoreRows(a, a.v, a.v_cache, a.v_scale);
+  if (a.k_scale != nullptr)
+    return AttendAll(a, I8Cache{static_cast<const int8_t *>(a.k_cache),
+                                static_cast<const int8_t *>(a.v_cache),
+                                a.k_scale, a.v_scale, a.KV, a.D});
+  return AttendAll(a,
+                   F32Cache{static_cast<const float *>(a.k_cache),
+                            static_cast<const float *>(a.v_cache), a.KV, a.D});
 }
 
 void GeluTanh(const float *x, int64_t n, float *y) {

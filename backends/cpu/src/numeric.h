@@ -72,11 +72,40 @@ template <> struct Weight<GEMMAC_DTYPE_F16> {
   static float Load(uint16_t v) { return F16ToF32(v); }
 };
 
-inline bool IsWeightDType(int32_t dtype) {
+// f32, bf16 or f16: the element-wise weight dtypes (norm weights, and the
+// dense forms of linear weights).
+inline bool IsFloatWeightDType(int32_t dtype) {
   return dtype == GEMMAC_DTYPE_F32 || dtype == GEMMAC_DTYPE_BF16 ||
          dtype == GEMMAC_DTYPE_F16;
 }
 
+// The block-quantized matrix formats of docs/quantization.md.
+inline bool IsQuantDType(int32_t dtype) {
+  return dtype == GEMMAC_DTYPE_Q8C || dtype == GEMMAC_DTYPE_Q4G32 ||
+         dtype == GEMMAC_DTYPE_Q4G128;
+}
+
+// Any dtype a matrix operand (linear, lm_head, embed tables) may have.
+inline bool IsWeightDType(int32_t dtype) {
+  return IsFloatWeightDType(dtype) || IsQuantDType(dtype);
+}
+
+// Columns per scale group of a quantized format; a matrix's cols must be a
+// multiple of it. 1 for the formats without groups.
+inline int64_t GroupSize(int32_t dtype) {
+  switch (dtype) {
+  case GEMMAC_DTYPE_Q4G32:
+    return 32;
+  case GEMMAC_DTYPE_Q4G128:
+    return 128;
+  default:
+    return 1;
+  }
+}
+
+// Bytes of one element of a dense dtype; 0 for the block formats, whose
+// sizes come from gemmac_weight_bytes() and which carry no alignment rule
+// (their f16/f32 scales are read with memcpy).
 inline int64_t DTypeSize(int32_t dtype) {
   switch (dtype) {
   case GEMMAC_DTYPE_F32:
@@ -85,13 +114,15 @@ inline int64_t DTypeSize(int32_t dtype) {
   case GEMMAC_DTYPE_BF16:
   case GEMMAC_DTYPE_F16:
     return 2;
+  case GEMMAC_DTYPE_I8:
+    return 1;
   default:
     return 0;
   }
 }
 
-// Calls fn(Weight<DType>{}) for a weight dtype already checked by
-// IsWeightDType; the one switch from run-time dtype to compiled loop.
+// Calls fn(Weight<DType>{}) for a float weight dtype already checked by
+// IsFloatWeightDType; the one switch from run-time dtype to compiled loop.
 template <typename Fn> void DispatchWeight(int32_t dtype, Fn &&fn) {
   switch (dtype) {
   case GEMMAC_DTYPE_BF16:
@@ -102,6 +133,186 @@ template <typename Fn> void DispatchWeight(int32_t dtype, Fn &&fn) {
     break;
   default:
     fn(Weight<GEMMAC_DTYPE_F32>{});
+    break;
+  }
+}
+
+// Unaligned little-endian loads of the scales inside block formats: a Q8C
+// scale array starts at rows * cols bytes, which need not be 4-aligned.
+inline float LoadF16(const uint8_t *p) {
+  uint16_t h;
+  std::memcpy(&h, p, sizeof(h));
+  return F16ToF32(h);
+}
+inline float LoadF32(const uint8_t *p) {
+  float f;
+  std::memcpy(&f, p, sizeof(f));
+  return f;
+}
+
+// A weight matrix [rows, cols] as stored in the module, in any weight dtype.
+// `rows` counts every stored row: the Q8C scales follow all of them, even
+// when a kernel reads only the first few (lm_head over a padded table).
+struct WeightMatrix {
+  const void *data = nullptr;
+  int32_t dtype = GEMMAC_DTYPE_F32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+};
+
+// Row-block views of each weight format, the quantized ones following
+// docs/quantization.md. A kernel walks row n in blocks of kBlock columns
+// (the last block of a float or Q8C row may be shorter; the group formats
+// only ever see whole groups). Decode writes the block's values v[0, len)
+// and returns its affine terms, such that for any x
+//   sum_j w[n][k0 + j] * x[j] = RowScale(n) * (d * sum_j v[j] x[j]
+//                                              + m * sum_j x[j])
+// where m is used only when kHasMin. So the kernels multiply-add small
+// integers (or the dense values) in f32 within a block and apply the
+// block's scale once per block, the row's once per row.
+struct BlockTerms {
+  float d;
+  float m;
+};
+
+template <class W> struct FloatRows {
+  static constexpr int64_t kBlock = 256;
+  static constexpr bool kHasBlockScale = false;
+  static constexpr bool kHasMin = false;
+  static constexpr bool kHasRowScale = false;
+  const typename W::Storage *w;
+  int64_t cols;
+  explicit FloatRows(const WeightMatrix &m)
+      : w(static_cast<const typename W::Storage *>(m.data)), cols(m.cols) {}
+  float RowScale(int64_t) const { return 1.0f; }
+  BlockTerms Decode(int64_t n, int64_t k0, int64_t len, float *v) const {
+    const typename W::Storage *r = w + n * cols + k0;
+#pragma omp simd
+    for (int64_t j = 0; j < len; ++j)
+      v[j] = W::Load(r[j]);
+    return {1.0f, 0.0f};
+  }
+};
+
+// Q8C: int8 q[rows][cols], then f32 scale[rows]; w = q * scale[row].
+struct Q8CRows {
+  static constexpr int64_t kBlock = 256;
+  static constexpr bool kHasBlockScale = false;
+  static constexpr bool kHasMin = false;
+  static constexpr bool kHasRowScale = true;
+  const int8_t *q;
+  const uint8_t *scales;
+  int64_t cols;
+  explicit Q8CRows(const WeightMatrix &m)
+      : q(static_cast<const int8_t *>(m.data)),
+        scales(static_cast<const uint8_t *>(m.data) + m.rows * m.cols),
+        cols(m.cols) {}
+  float RowScale(int64_t n) const { return LoadF32(scales + 4 * n); }
+  BlockTerms Decode(int64_t n, int64_t k0, int64_t len, float *v) const {
+    const int8_t *r = q + n * cols + k0;
+#pragma omp simd
+    for (int64_t j = 0; j < len; ++j)
+      v[j] = float(r[j]);
+    return {1.0f, 0.0f};
+  }
+};
+
+// Q4G32 (GGUF Q4_0): per row, cols/32 blocks of {f16 d, u8 qs[16]};
+// element j is qs[j] & 15 (j < 16) or qs[j - 16] >> 4; w = (nibble - 8) * d.
+struct Q4G32Rows {
+  static constexpr int64_t kBlock = 32;
+  static constexpr int64_t kBlockBytes = 18;
+  static constexpr bool kHasBlockScale = true;
+  static constexpr bool kHasMin = false;
+  static constexpr bool kHasRowScale = false;
+  const uint8_t *base;
+  int64_t row_bytes;
+  explicit Q4G32Rows(const WeightMatrix &m)
+      : base(static_cast<const uint8_t *>(m.data)),
+        row_bytes(m.cols / kBlock * kBlockBytes) {}
+  float RowScale(int64_t) const { return 1.0f; }
+  BlockTerms Decode(int64_t n, int64_t k0, int64_t, float *v) const {
+    const uint8_t *b = base + n * row_bytes + k0 / kBlock * kBlockBytes;
+    const uint8_t *qs = b + 2;
+#pragma omp simd
+    for (int j = 0; j < 16; ++j) {
+      v[j] = float(int(qs[j] & 15) - 8);
+      v[j + 16] = float(int(qs[j] >> 4) - 8);
+    }
+    return {LoadF16(b), 0.0f};
+  }
+};
+
+// Q4G128: per row, cols/128 blocks of {f16 d, f16 m, u8 qs[64]}; element j
+// is qs[j] & 15 (j < 64) or qs[j - 64] >> 4; w = nibble * d + m.
+struct Q4G128Rows {
+  static constexpr int64_t kBlock = 128;
+  static constexpr int64_t kBlockBytes = 68;
+  static constexpr bool kHasBlockScale = true;
+  static constexpr bool kHasMin = true;
+  static constexpr bool kHasRowScale = false;
+  const uint8_t *base;
+  int64_t row_bytes;
+  explicit Q4G128Rows(const WeightMatrix &m)
+      : base(static_cast<const uint8_t *>(m.data)),
+        row_bytes(m.cols / kBlock * kBlockBytes) {}
+  float RowScale(int64_t) const { return 1.0f; }
+  BlockTerms Decode(int64_t n, int64_t k0, int64_t, float *v) const {
+    const uint8_t *b = base + n * row_bytes + k0 / kBlock * kBlockBytes;
+    const uint8_t *qs = b + 4;
+#pragma omp simd
+    for (int j = 0; j < 64; ++j) {
+      v[j] = float(qs[j] & 15);
+      v[j + 64] = float(qs[j] >> 4);
+    }
+    return {LoadF16(b), LoadF16(b + 2)};
+  }
+};
+
+// Writes the f32 weights w[n][k0, k0 + len) of any format (embed's row
+// lookup): the block's values with its scale applied, one f32 operation
+// per term, exactly the formula of docs/quantization.md.
+template <class F>
+void DequantizeBlock(const F &f, int64_t n, int64_t k0, int64_t len,
+                     float *out) {
+  const BlockTerms t = f.Decode(n, k0, len, out);
+  if constexpr (F::kHasMin) {
+#pragma omp simd
+    for (int64_t j = 0; j < len; ++j)
+      out[j] = out[j] * t.d + t.m;
+  } else if constexpr (F::kHasBlockScale) {
+#pragma omp simd
+    for (int64_t j = 0; j < len; ++j)
+      out[j] *= t.d;
+  } else if constexpr (F::kHasRowScale) {
+    const float s = f.RowScale(n);
+#pragma omp simd
+    for (int64_t j = 0; j < len; ++j)
+      out[j] *= s;
+  }
+}
+
+// Calls fn(Rows{matrix}) with the row-block view of any weight dtype
+// already checked by IsWeightDType.
+template <typename Fn> void DispatchRows(const WeightMatrix &m, Fn &&fn) {
+  switch (m.dtype) {
+  case GEMMAC_DTYPE_BF16:
+    fn(FloatRows<Weight<GEMMAC_DTYPE_BF16>>(m));
+    break;
+  case GEMMAC_DTYPE_F16:
+    fn(FloatRows<Weight<GEMMAC_DTYPE_F16>>(m));
+    break;
+  case GEMMAC_DTYPE_Q8C:
+    fn(Q8CRows(m));
+    break;
+  case GEMMAC_DTYPE_Q4G32:
+    fn(Q4G32Rows(m));
+    break;
+  case GEMMAC_DTYPE_Q4G128:
+    fn(Q4G128Rows(m));
+    break;
+  default:
+    fn(FloatRows<Weight<GEMMAC_DTYPE_F32>>(m));
     break;
   }
 }

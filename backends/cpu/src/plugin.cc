@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <new>
 #include <vector>
 
@@ -28,7 +29,8 @@ namespace gemmac::cpu {
 namespace {
 
 constexpr size_t kDefaultAlignment = 64;
-constexpr int kMaxInputs = 3;
+constexpr int kMaxInputs = 7;  // qkv_proj
+constexpr int kMaxOutputs = 3; // qkv_proj
 
 // The smallest struct a caller of ABI major 1 can pass: every field of 1.0.
 constexpr size_t kTensorMin =
@@ -39,6 +41,9 @@ constexpr size_t kDescMin =
 constexpr size_t kContextMin =
     offsetof(gemmac_exec_context, cancel) + sizeof(const volatile int32_t *);
 constexpr size_t kKvMin = offsetof(gemmac_kv_cache, head_dim) + sizeof(int32_t);
+// An int8 cache needs the 1.1 fields (its scales).
+constexpr size_t kKvI8Min =
+    offsetof(gemmac_kv_cache, v_scale) + sizeof(float *);
 constexpr size_t kOptionsMin =
     offsetof(gemmac_backend_options, num_threads) + sizeof(int32_t);
 
@@ -66,6 +71,14 @@ const char *OpName(int32_t op) {
     return "scale";
   case GEMMAC_OP_LM_HEAD:
     return "lm_head";
+  case GEMMAC_OP_ADD_RMS_NORM:
+    return "add_rms_norm";
+  case GEMMAC_OP_QKV_PROJ:
+    return "qkv_proj";
+  case GEMMAC_OP_GATED_MLP:
+    return "gated_mlp";
+  case GEMMAC_OP_FINAL_HEAD:
+    return "final_head";
   default:
     return "unknown op";
   }
@@ -81,6 +94,16 @@ const char *DTypeName(int32_t dtype) {
     return "f16";
   case GEMMAC_DTYPE_I32:
     return "i32";
+  case GEMMAC_DTYPE_I8:
+    return "i8";
+  case GEMMAC_DTYPE_Q8C:
+    return "q8c";
+  case GEMMAC_DTYPE_Q4G32:
+    return "q4g32";
+  case GEMMAC_DTYPE_Q4G128:
+    return "q4g128";
+  case GEMMAC_DTYPE_NONE:
+    return "none (absent)";
   default:
     return "an unknown dtype";
   }
@@ -109,42 +132,94 @@ private:
   gemmac_plugin_error *e_;
 };
 
-// What an input or output must be: a fixed dtype, or any weight dtype.
-constexpr int32_t kAnyWeight = -1;
+// What an input must be: a fixed dtype, any weight dtype (matrices, which
+// may be quantized), or a float weight dtype (element-wise weights).
+constexpr int32_t kAnyWeight = -100;
+constexpr int32_t kFloatWeight = -101;
+
+struct Operand {
+  const char *name = nullptr;
+  int32_t dtype = GEMMAC_DTYPE_F32;
+  bool optional = false; // may be GEMMAC_DTYPE_NONE (left out)
+};
 
 struct Signature {
-  int num_inputs;
-  int32_t inputs[kMaxInputs];
-  const char *names[kMaxInputs];
+  int num_inputs = 0;
+  Operand inputs[kMaxInputs];
+  int num_outputs = 0;
+  const char *outputs[kMaxOutputs] = {};
 };
+
+// Single-output ops name their output just "output" in messages.
+Signature Sig(std::initializer_list<Operand> ins,
+              std::initializer_list<const char *> outs) {
+  Signature s;
+  for (const Operand &o : ins)
+    s.inputs[s.num_inputs++] = o;
+  for (const char *o : outs)
+    s.outputs[s.num_outputs++] = o;
+  return s;
+}
+
+const char *ExpectedDTypes(int32_t want) {
+  switch (want) {
+  case kAnyWeight:
+    return "f32, bf16, f16, q8c, q4g32 or q4g128";
+  case kFloatWeight:
+    return "f32, bf16 or f16";
+  default:
+    return DTypeName(want);
+  }
+}
 
 bool SignatureOf(int32_t op, Signature *sig) {
   const int32_t F = GEMMAC_DTYPE_F32;
+  const Operand x{"x", F}, w{"w", kAnyWeight};
+  const Operand norm{"norm", F, true};
   switch (op) {
   case GEMMAC_OP_EMBED:
-    *sig = {2, {GEMMAC_DTYPE_I32, kAnyWeight}, {"tokens", "table"}};
+    *sig = Sig({{"tokens", GEMMAC_DTYPE_I32}, {"table", kAnyWeight}}, {"0"});
     return true;
   case GEMMAC_OP_RMS_NORM:
-    *sig = {2, {F, kAnyWeight}, {"x", "w"}};
+    *sig = Sig({x, {"w", kFloatWeight}}, {"0"});
     return true;
   case GEMMAC_OP_LINEAR:
-    *sig = {2, {F, kAnyWeight}, {"x", "w"}};
+    *sig = Sig({x, w}, {"0"});
     return true;
   case GEMMAC_OP_LM_HEAD:
-    *sig = {2, {F, kAnyWeight}, {"x", "table"}};
+    *sig = Sig({x, {"table", kAnyWeight}}, {"0"});
     return true;
   case GEMMAC_OP_ATTENTION:
-    *sig = {3, {F, F, F}, {"q", "k", "v"}};
+    *sig = Sig({{"q", F}, {"k", F}, {"v", F}}, {"0"});
     return true;
   case GEMMAC_OP_MUL:
   case GEMMAC_OP_ADD:
-    *sig = {2, {F, F}, {"a", "b"}};
+    *sig = Sig({{"a", F}, {"b", F}}, {"0"});
     return true;
   case GEMMAC_OP_ROPE:
   case GEMMAC_OP_GELU_TANH:
   case GEMMAC_OP_SOFTCAP:
   case GEMMAC_OP_SCALE:
-    *sig = {1, {F}, {"x"}};
+    *sig = Sig({x}, {"0"});
+    return true;
+  case GEMMAC_OP_ADD_RMS_NORM:
+    *sig = Sig({x, {"y", F}, {"w", F}}, {"s", "h"});
+    return true;
+  case GEMMAC_OP_QKV_PROJ:
+    *sig = Sig({x,
+                norm,
+                {"wq", kAnyWeight},
+                {"wk", kAnyWeight},
+                {"wv", kAnyWeight},
+                {"q_norm", F, true},
+                {"k_norm", F, true}},
+               {"q", "k", "v"});
+    return true;
+  case GEMMAC_OP_GATED_MLP:
+    *sig = Sig({x, norm, {"w_gate", kAnyWeight}, {"w_up", kAnyWeight}}, {"0"});
+    return true;
+  case GEMMAC_OP_FINAL_HEAD:
+    *sig = Sig({x, {"norm", F}, {"table", kAnyWeight}}, {"0"});
     return true;
   default:
     return false;
@@ -157,7 +232,7 @@ struct Desc {
   gemmac_op_attrs attrs{};
   int num_inputs = 0;
   int32_t inputs[kMaxInputs] = {};
-  int32_t output = 0;
+  int num_outputs = 0;
 };
 
 int32_t ReadDesc(const gemmac_op_desc *d, Desc *out, Errors &err) {
@@ -178,31 +253,47 @@ int32_t ReadDesc(const gemmac_op_desc *d, Desc *out, Errors &err) {
     return err.Fail(GEMMAC_PLUGIN_UNSUPPORTED,
                     "op code %d is not one the cpu backend knows (0..%d)",
                     d->op, GEMMAC_OP_COUNT_ - 1);
-  if (d->num_inputs != uint32_t(sig.num_inputs) || d->num_outputs != 1)
+  if (d->num_inputs != uint32_t(sig.num_inputs) ||
+      d->num_outputs != uint32_t(sig.num_outputs))
     return err.Fail(GEMMAC_PLUGIN_INVALID_ARGUMENT,
-                    "%s: has %u inputs and %u outputs, expected %d and 1", name,
-                    d->num_inputs, d->num_outputs, sig.num_inputs);
+                    "%s: has %u inputs and %u outputs, expected %d and %d",
+                    name, d->num_inputs, d->num_outputs, sig.num_inputs,
+                    sig.num_outputs);
   if (d->input_dtypes == nullptr || d->output_dtypes == nullptr)
     return err.Fail(GEMMAC_PLUGIN_INVALID_ARGUMENT,
                     "%s: input_dtypes or output_dtypes is null", name);
   out->num_inputs = sig.num_inputs;
+  out->num_outputs = sig.num_outputs;
   for (int i = 0; i < sig.num_inputs; ++i) {
+    const Operand &want = sig.inputs[i];
     const int32_t dt = d->input_dtypes[i];
     out->inputs[i] = dt;
-    const bool ok =
-        sig.inputs[i] == kAnyWeight ? IsWeightDType(dt) : dt == sig.inputs[i];
+    if (dt == GEMMAC_DTYPE_NONE) {
+      if (want.optional)
+        continue;
+      return err.Fail(GEMMAC_PLUGIN_INVALID_ARGUMENT,
+                      "%s: input %s is absent (dtype none), expected it: "
+                      "only optional inputs may be left out",
+                      name, want.name);
+    }
+    const bool ok = want.dtype == kAnyWeight     ? IsWeightDType(dt)
+                    : want.dtype == kFloatWeight ? IsFloatWeightDType(dt)
+                                                 : dt == want.dtype;
     if (!ok)
       return err.Fail(GEMMAC_PLUGIN_UNSUPPORTED,
-                      "%s: input %s has dtype %s (%d), expected %s", name,
-                      sig.names[i], DTypeName(dt), dt,
-                      sig.inputs[i] == kAnyWeight ? "f32, bf16 or f16"
-                                                  : DTypeName(sig.inputs[i]));
+                      "%s: input %s has dtype %s (%d), expected %s%s", name,
+                      want.name, DTypeName(dt), dt, ExpectedDTypes(want.dtype),
+                      want.optional ? " or none (absent)" : "");
   }
-  out->output = d->output_dtypes[0];
-  if (out->output != GEMMAC_DTYPE_F32)
-    return err.Fail(GEMMAC_PLUGIN_UNSUPPORTED,
-                    "%s: output has dtype %s (%d), expected f32", name,
-                    DTypeName(out->output), out->output);
+  for (int i = 0; i < sig.num_outputs; ++i) {
+    const int32_t dt = d->output_dtypes[i];
+    if (dt != GEMMAC_DTYPE_F32)
+      return err.Fail(GEMMAC_PLUGIN_UNSUPPORTED,
+                      "%s: output%s%s has dtype %s (%d), expected f32", name,
+                      sig.num_outputs > 1 ? " " : "",
+                      sig.num_outputs > 1 ? sig.outputs[i] : "", DTypeName(dt),
+                      dt);
+  }
   return GEMMAC_PLUGIN_OK;
 }
 
@@ -223,6 +314,22 @@ int32_t CheckAttrs(const Desc &d, Errors &err) {
     std::snprintf(found, sizeof(found), "%lld", (long long)v);
     return found;
   };
+  auto CheckNorm = [&]() -> int32_t {
+    if (!(a.eps >= 0.0f) || !std::isfinite(a.eps))
+      return bad("eps", f(a.eps), "a finite number >= 0");
+    if (!std::isfinite(a.offset))
+      return bad("offset", f(a.offset), "a finite number");
+    return GEMMAC_PLUGIN_OK;
+  };
+  auto CheckRope = [&]() -> int32_t {
+    if (a.head_dim <= 0 || a.head_dim % 2 != 0)
+      return bad("head_dim", i(a.head_dim), "an even number > 0");
+    if (!(a.theta > 0.0f) || !std::isfinite(a.theta))
+      return bad("theta", f(a.theta), "a finite number > 0");
+    if (!(a.rope_scale > 0.0f) || !std::isfinite(a.rope_scale))
+      return bad("rope_scale", f(a.rope_scale), "a finite number > 0");
+    return GEMMAC_PLUGIN_OK;
+  };
   switch (d.op) {
   case GEMMAC_OP_EMBED:
   case GEMMAC_OP_SCALE:
@@ -230,18 +337,26 @@ int32_t CheckAttrs(const Desc &d, Errors &err) {
       return bad("scale", f(a.scale), "a finite number");
     break;
   case GEMMAC_OP_RMS_NORM:
-    if (!(a.eps >= 0.0f) || !std::isfinite(a.eps))
-      return bad("eps", f(a.eps), "a finite number >= 0");
-    if (!std::isfinite(a.offset))
-      return bad("offset", f(a.offset), "a finite number");
-    break;
+  case GEMMAC_OP_ADD_RMS_NORM:
+  case GEMMAC_OP_GATED_MLP:
+    return CheckNorm();
   case GEMMAC_OP_ROPE:
-    if (a.head_dim <= 0 || a.head_dim % 2 != 0)
-      return bad("head_dim", i(a.head_dim), "an even number > 0");
-    if (!(a.theta > 0.0f) || !std::isfinite(a.theta))
-      return bad("theta", f(a.theta), "a finite number > 0");
-    if (!(a.rope_scale > 0.0f) || !std::isfinite(a.rope_scale))
-      return bad("rope_scale", f(a.rope_scale), "a finite number > 0");
+    return CheckRope();
+  case GEMMAC_OP_QKV_PROJ:
+    if (int32_t rc = CheckNorm(); rc != GEMMAC_PLUGIN_OK)
+      return rc;
+    if (a.num_heads <= 0)
+      return bad("num_heads", i(a.num_heads), "> 0");
+    if (a.num_kv_heads <= 0)
+      return bad("num_kv_heads", i(a.num_kv_heads), "> 0");
+    return CheckRope();
+  case GEMMAC_OP_FINAL_HEAD:
+    if (int32_t rc = CheckNorm(); rc != GEMMAC_PLUGIN_OK)
+      return rc;
+    if (a.rows <= 0)
+      return bad("rows", i(a.rows), "> 0");
+    if (!(a.softcap >= 0.0f) || !std::isfinite(a.softcap))
+      return bad("softcap", f(a.softcap), "a finite number >= 0 (0 = none)");
     break;
   case GEMMAC_OP_ATTENTION:
     if (a.num_heads <= 0)
@@ -370,9 +485,44 @@ public:
     if (size > 1 && reinterpret_cast<uintptr_t>(t->data) % size != 0)
       return Fail("%s %s data %p is not aligned to its %lld-byte elements",
                   what, operand, t->data, (long long)size);
-    if (n > 0 && t->data == nullptr)
+    // An absent optional input (dtype none) is the one tensor whose data
+    // may be null; Absent() checks the rest of its form.
+    if (n > 0 && t->data == nullptr && t->dtype != GEMMAC_DTYPE_NONE)
       return Fail("%s %s has %lld elements but a null data pointer", what,
                   operand, (long long)n);
+    return true;
+  }
+
+  // An optional input the op was prepared without: the VM passes dtype
+  // none, data == NULL and rank 0.
+  bool Absent(const View &v, const char *operand) {
+    if (v.dtype == GEMMAC_DTYPE_NONE && v.data == nullptr && v.rank == 0)
+      return true;
+    return Fail("%s has dtype %s (%d), data %p and rank %d, expected an "
+                "absent input (dtype none, data NULL, rank 0) as prepared",
+                operand, DTypeName(v.dtype), v.dtype, v.data, v.rank);
+  }
+
+  // A matrix operand [rows, cols] (dims < 0 accept any size) of a weight
+  // dtype; a quantized one must be rank 2 with cols a multiple of its
+  // format's group size.
+  bool Matrix(const View &v, const char *operand, int64_t rows, int64_t cols,
+              const char *why, WeightMatrix *m) {
+    if (IsQuantDType(v.dtype)) {
+      if (v.rank != 2)
+        return Fail("%s is %s with rank %d, expected a [rows, cols] matrix "
+                    "(rank 2) for a quantized weight",
+                    operand, DTypeName(v.dtype), v.rank);
+      const int64_t g = GroupSize(v.dtype);
+      if (v.shape[1] % g != 0)
+        return Fail("%s is %s [%lld,%lld], expected cols to be a multiple "
+                    "of the format's group size %lld",
+                    operand, DTypeName(v.dtype), (long long)v.shape[0],
+                    (long long)v.shape[1], (long long)g);
+    }
+    if (!Shape2(v, operand, rows, cols, why))
+      return false;
+    *m = WeightMatrix{v.data, v.dtype, v.shape[0], v.shape[1]};
     return true;
   }
 
@@ -441,7 +591,7 @@ struct gemmac_backend {
 
 struct gemmac_kernel {
   Desc desc;
-  std::vector<double> inv_freq; // rope: theta^(-2i/D), i < D/2
+  std::vector<double> inv_freq; // rope, qkv_proj: theta^(-2i/D), i < D/2
   AlignedFloats scratch;        // attention: one accumulator per arena slot
   int64_t scratch_stride = 0;
   int64_t scratch_slots = 0;
@@ -508,7 +658,7 @@ int32_t Prepare(gemmac_backend *backend, const gemmac_op_desc *desc,
   try {
     auto *k = new gemmac_kernel();
     k->desc = d;
-    if (d.op == GEMMAC_OP_ROPE) {
+    if (d.op == GEMMAC_OP_ROPE || d.op == GEMMAC_OP_QKV_PROJ) {
       const int64_t D = d.attrs.head_dim;
       k->inv_freq.resize(size_t(D / 2));
       for (int64_t i = 0; i < D / 2; ++i)
@@ -562,27 +712,41 @@ int32_t LaunchChecked(gemmac_backend *backend, gemmac_kernel *kernel,
       return err.Fail(GEMMAC_PLUGIN_CANCELLED, "%s: cancelled", OpName(d.op));
   }
 
-  if (num_inputs != uint32_t(d.num_inputs) || num_outputs != 1)
-    return check.Reject("got %u inputs and %u outputs, expected %d and 1",
-                        num_inputs, num_outputs, d.num_inputs);
-  View in[kMaxInputs], out;
+  if (num_inputs != uint32_t(d.num_inputs) ||
+      num_outputs != uint32_t(d.num_outputs))
+    return check.Reject("got %u inputs and %u outputs, expected %d and %d",
+                        num_inputs, num_outputs, d.num_inputs, d.num_outputs);
+  View in[kMaxInputs], outs[kMaxOutputs];
   char operand[32];
   for (int i = 0; i < d.num_inputs; ++i) {
-    std::snprintf(operand, sizeof(operand), "input %s", sig.names[i]);
-    if (!check.Read(inputs, uint32_t(i), "input", sig.names[i], &in[i]) ||
-        !check.DType(in[i], operand, d.inputs[i]))
+    const char *name = sig.inputs[i].name;
+    std::snprintf(operand, sizeof(operand), "input %s", name);
+    if (!check.Read(inputs, uint32_t(i), "input", name, &in[i]))
+      return check.code;
+    if (d.inputs[i] == GEMMAC_DTYPE_NONE
+            ? !check.Absent(in[i], operand)
+            : !check.DType(in[i], operand, d.inputs[i]))
       return check.code;
   }
-  if (!check.Read(outputs, 0, "output", "0", &out) ||
-      !check.DType(out, "output", d.output))
-    return check.code;
+  for (int i = 0; i < d.num_outputs; ++i) {
+    const char *name = d.num_outputs > 1 ? sig.outputs[i] : "0";
+    std::snprintf(operand, sizeof(operand), "output%s%s",
+                  d.num_outputs > 1 ? " " : "", d.num_outputs > 1 ? name : "");
+    if (!check.Read(outputs, uint32_t(i), "output", name, &outs[i]) ||
+        !check.DType(outs[i], operand, GEMMAC_DTYPE_F32))
+      return check.code;
+  }
+  const View &out = outs[0];
 
   const float *x = static_cast<const float *>(in[0].data);
   float *y = static_cast<float *>(out.data);
+  // An optional f32 input's data, null when it was left out.
+  auto opt = [&](int i) { return static_cast<const float *>(in[i].data); };
   switch (d.op) {
   case GEMMAC_OP_EMBED: {
+    WeightMatrix table;
     if (!check.Shape1(in[0], "input tokens", -1, "[T]") ||
-        !check.Shape2(in[1], "input table", -1, -1, "[V, H]"))
+        !check.Matrix(in[1], "input table", -1, -1, "[V, H]", &table))
       return check.code;
     const int64_t T = in[0].dim(0), V = in[1].dim(0), H = in[1].dim(1);
     if (!check.Shape2(out, "output", T, H, "[T, H] from tokens and table"))
@@ -593,8 +757,7 @@ int32_t LaunchChecked(gemmac_backend *backend, gemmac_kernel *kernel,
         return check.Reject("input tokens[%lld] is %d, expected a token id in "
                             "[0, %lld) (the rows of table)",
                             (long long)t, tokens[t], (long long)V);
-    backend->arena.execute(
-        [&] { Embed(tokens, T, in[1].data, in[1].dtype, H, a.scale, y); });
+    backend->arena.execute([&] { Embed(tokens, T, table, a.scale, y); });
     return GEMMAC_PLUGIN_OK;
   }
   case GEMMAC_OP_RMS_NORM: {
@@ -619,9 +782,11 @@ int32_t LaunchChecked(gemmac_backend *backend, gemmac_kernel *kernel,
     if (!check.Shape2(in[0], "input x", -1, -1, "[T, K]"))
       return check.code;
     const int64_t T = in[0].dim(0), K = in[0].dim(1);
-    if (!check.Shape2(in[1], head ? "input table" : "input w", -1, K,
+    WeightMatrix w;
+    if (!check.Matrix(in[1], head ? "input table" : "input w", -1, K,
                       head ? "[V, H] with H the row size of x"
-                           : "[N, K] with K the row size of x"))
+                           : "[N, K] with K the row size of x",
+                      &w))
       return check.code;
     int64_t N = in[1].dim(0);
     if (head) {
@@ -634,8 +799,7 @@ int32_t LaunchChecked(gemmac_backend *backend, gemmac_kernel *kernel,
     if (!check.Shape2(out, "output", T, N,
                       head ? "[T, rows]" : "[T, N] from x and w"))
       return check.code;
-    backend->arena.execute(
-        [&] { Linear(x, T, K, in[1].data, in[1].dtype, N, y); });
+    backend->arena.execute([&] { Linear(x, T, K, w, N, y); });
     return GEMMAC_PLUGIN_OK;
   }
   case GEMMAC_OP_ROPE: {
@@ -691,9 +855,26 @@ int32_t LaunchChecked(gemmac_backend *backend, gemmac_kernel *kernel,
           "context.kv[%d].struct_size is %zu, expected %zu like "
           "kv[0]",
           a.layer, kv->struct_size, stride);
-    if (kv->dtype != GEMMAC_DTYPE_F32)
-      return check.Reject("KV cache %d has dtype %s (%d), expected f32",
+    float *k_scale = nullptr, *v_scale = nullptr;
+    if (kv->dtype == GEMMAC_DTYPE_I8) {
+      // The scales are ABI 1.1 fields: an older, smaller struct has none.
+      if (stride < kKvI8Min)
+        return check.Reject("KV cache %d has dtype i8 and struct_size %zu, "
+                            "expected at least %zu (the ABI 1.1 struct with "
+                            "k_scale and v_scale)",
+                            a.layer, stride, kKvI8Min);
+      if (kv->k_scale == nullptr || kv->v_scale == nullptr)
+        return check.Reject("KV cache %d has dtype i8 and k_scale=%p "
+                            "v_scale=%p, expected non-null f32 scales "
+                            "[capacity, num_kv_heads]",
+                            a.layer, static_cast<void *>(kv->k_scale),
+                            static_cast<void *>(kv->v_scale));
+      k_scale = kv->k_scale;
+      v_scale = kv->v_scale;
+    } else if (kv->dtype != GEMMAC_DTYPE_F32) {
+      return check.Reject("KV cache %d has dtype %s (%d), expected f32 or i8",
                           a.layer, DTypeName(kv->dtype), kv->dtype);
+    }
     if (kv->num_kv_heads != KV || kv->head_dim != D)
       return check.Reject("KV cache %d is [capacity, %d, %d], expected "
                           "[capacity, %lld, %lld] (num_kv_heads, head_dim)",
@@ -734,8 +915,10 @@ int32_t LaunchChecked(gemmac_backend *backend, gemmac_kernel *kernel,
     args.scale = a.scale;
     args.window = a.window;
     args.softcap = a.softcap;
-    args.k_cache = static_cast<float *>(kv->k);
-    args.v_cache = static_cast<float *>(kv->v);
+    args.k_cache = kv->k;
+    args.v_cache = kv->v;
+    args.k_scale = k_scale;
+    args.v_scale = v_scale;
     args.capacity = cap;
     args.scratch = kernel->scratch.data;
     args.scratch_stride = kernel->scratch_stride;
@@ -776,6 +959,118 @@ int32_t LaunchChecked(gemmac_backend *backend, gemmac_kernel *kernel,
         Softcap(x, n, a.softcap, y);
       else
         Scale(x, n, a.scale, y);
+    });
+    return GEMMAC_PLUGIN_OK;
+  }
+  case GEMMAC_OP_ADD_RMS_NORM: {
+    if (!check.Shape2(in[0], "input x", -1, -1, "[T, N]"))
+      return check.code;
+    const int64_t T = in[0].dim(0), N = in[0].dim(1);
+    if (!check.SameShape(in[1], "input y", in[0], "the shape of x") ||
+        !check.Shape1(in[2], "input w", N, "[N], the row size of x") ||
+        !check.SameShape(outs[0], "output s", in[0], "the shape of x") ||
+        !check.SameShape(outs[1], "output h", in[0], "the shape of x"))
+      return check.code;
+    if (outs[0].data == outs[1].data && T * N > 0)
+      return check.Reject("outputs s and h share memory %p, expected two "
+                          "buffers",
+                          outs[0].data);
+    const float *w = static_cast<const float *>(in[2].data);
+    float *sum = static_cast<float *>(outs[0].data);
+    float *h = static_cast<float *>(outs[1].data);
+    backend->arena.execute([&] {
+      AddRmsNorm(x, static_cast<const float *>(in[1].data), T, N, w, a.eps,
+                 a.offset, sum, h);
+    });
+    return GEMMAC_PLUGIN_OK;
+  }
+  case GEMMAC_OP_QKV_PROJ: {
+    const int64_t H = a.num_heads, KV = a.num_kv_heads, D = a.head_dim;
+    if (!check.Shape2(in[0], "input x", -1, -1, "[T, K]"))
+      return check.code;
+    const int64_t T = in[0].dim(0), K = in[0].dim(1);
+    QkvArgs q;
+    if ((in[1].data &&
+         !check.Shape1(in[1], "input norm", K, "[K], the row size of x")) ||
+        !check.Matrix(in[2], "input wq", H * D, K, "[num_heads*head_dim, K]",
+                      &q.wq) ||
+        !check.Matrix(in[3], "input wk", KV * D, K,
+                      "[num_kv_heads*head_dim, K]", &q.wk) ||
+        !check.Matrix(in[4], "input wv", KV * D, K,
+                      "[num_kv_heads*head_dim, K]", &q.wv) ||
+        (in[5].data && !check.Shape1(in[5], "input q_norm", D, "[head_dim]")) ||
+        (in[6].data && !check.Shape1(in[6], "input k_norm", D, "[head_dim]")) ||
+        !check.Shape2(outs[0], "output q", T, H * D,
+                      "[T, num_heads*head_dim]") ||
+        !check.Shape2(outs[1], "output k", T, KV * D,
+                      "[T, num_kv_heads*head_dim]") ||
+        !check.Shape2(outs[2], "output v", T, KV * D,
+                      "[T, num_kv_heads*head_dim]"))
+      return check.code;
+    if (context == nullptr)
+      return check.Reject("context is null, expected the positions (past)");
+    if (ctx.past < 0)
+      return check.Reject("context.past is %lld, expected >= 0",
+                          (long long)ctx.past);
+    q.x = x;
+    q.T = T;
+    q.K = K;
+    q.norm = opt(1);
+    q.q_norm = opt(5);
+    q.k_norm = opt(6);
+    q.H = H;
+    q.KV = KV;
+    q.D = D;
+    q.past = ctx.past;
+    q.rope_scale = double(a.rope_scale);
+    q.inv_freq = kernel->inv_freq.data();
+    q.eps = a.eps;
+    q.offset = a.offset;
+    q.q = static_cast<float *>(outs[0].data);
+    q.k = static_cast<float *>(outs[1].data);
+    q.v = static_cast<float *>(outs[2].data);
+    backend->arena.execute([&] { QkvProj(q); });
+    return GEMMAC_PLUGIN_OK;
+  }
+  case GEMMAC_OP_GATED_MLP: {
+    if (!check.Shape2(in[0], "input x", -1, -1, "[T, K]"))
+      return check.code;
+    const int64_t T = in[0].dim(0), K = in[0].dim(1);
+    WeightMatrix gate, up;
+    if ((in[1].data &&
+         !check.Shape1(in[1], "input norm", K, "[K], the row size of x")) ||
+        !check.Matrix(in[2], "input w_gate", -1, K,
+                      "[F, K] with K the row size of x", &gate) ||
+        !check.Matrix(in[3], "input w_up", gate.rows, K, "[F, K] like w_gate",
+                      &up) ||
+        !check.Shape2(out, "output", T, gate.rows, "[T, F] from x and w_gate"))
+      return check.code;
+    backend->arena.execute(
+        [&] { GatedMlp(x, T, K, opt(1), gate, up, a.eps, a.offset, y); });
+    return GEMMAC_PLUGIN_OK;
+  }
+  case GEMMAC_OP_FINAL_HEAD: {
+    if (!check.Shape2(in[0], "input x", -1, -1, "[T, H]"))
+      return check.code;
+    const int64_t T = in[0].dim(0), H = in[0].dim(1);
+    WeightMatrix table;
+    if (!check.Shape1(in[1], "input norm", H, "[H], the row size of x") ||
+        !check.Matrix(in[2], "input table", -1, H,
+                      "[V, H] with H the row size of x", &table))
+      return check.code;
+    if (a.rows > table.rows)
+      return check.Reject("attribute rows is %d, expected at most the %lld "
+                          "rows of input table",
+                          a.rows, (long long)table.rows);
+    // [T, rows], or [1, rows]: the last position's logits only.
+    const int64_t R = a.rows;
+    const bool last_only = out.rank == 2 && out.shape[0] == 1 && T > 1;
+    if (!check.Shape2(out, "output", last_only ? 1 : T, R,
+                      "[T, rows], or [1, rows] for the last position only"))
+      return check.code;
+    backend->arena.execute([&] {
+      FinalHead(x, T, H, opt(1), table, R, a.eps, a.offset, a.softcap,
+                last_only, y);
     });
     return GEMMAC_PLUGIN_OK;
   }

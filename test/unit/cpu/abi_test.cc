@@ -83,7 +83,8 @@ TEST_P(AbiTest, SharedLibraryExportsOnlyTheEntry) {
   EXPECT_NE(dlsym(dl_, "gemmac_plugin_entry"), nullptr);
   // The static entry and the kernels are hidden inside the .so.
   EXPECT_EQ(dlsym(dl_, "gemmac_cpu_plugin_entry"), nullptr);
-  EXPECT_EQ(dlsym(dl_, "_ZN6gemmac3cpu6LinearEPKfllPKvilPf"), nullptr);
+  EXPECT_EQ(dlsym(dl_, "_ZN6gemmac3cpu6LinearEPKfllRKNS0_12WeightMatrixElPf"),
+            nullptr);
 }
 
 TEST_P(AbiTest, CreateValidatesOptions) {

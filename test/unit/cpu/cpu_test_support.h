@@ -37,10 +37,35 @@ struct Weights {
   int32_t dtype = GEMMAC_DTYPE_F32;
   std::vector<uint8_t> bytes;
   std::vector<double> values;
+  // Per element, the magnitude a kernel's f32 sums may round against: |w|,
+  // except Q4G128, whose kernels sum nibble * d and m separately:
+  // |nibble * d| + |m|. Tolerances of matrix products scale with
+  // sum_k |x_k| * mag_k.
+  std::vector<double> mag;
   void *data() { return bytes.data(); }
 };
 Weights MakeWeights(int32_t dtype, size_t n, std::mt19937 &rng, float lo,
                     float hi);
+
+// The quantized weight formats, written here from docs/quantization.md and
+// sharing no code with the backend.
+bool IsQuant(int32_t dtype);
+// Quantizes src [rows, cols] (row-major) into dtype's byte layout (any
+// weight dtype; float ones are rounded to nearest); values and mag come
+// from DequantizeMatrix of those bytes.
+Weights QuantizeMatrix(int32_t dtype, int64_t rows, int64_t cols,
+                       const std::vector<float> &src);
+// Uniform values in [lo, hi), quantized.
+Weights MakeMatrix(int32_t dtype, int64_t rows, int64_t cols, std::mt19937 &rng,
+                   float lo, float hi);
+// The exact values of stored bytes, in double; *mag (if given) as in
+// Weights::mag.
+std::vector<double> DequantizeMatrix(int32_t dtype, int64_t rows, int64_t cols,
+                                     const std::vector<uint8_t> &bytes,
+                                     std::vector<double> *mag = nullptr);
+// The int8 KV cache row format: s = max|x| / 127 in f32, q = round(x / s)
+// (f32 division, half away from zero), all zeros when s == 0. Returns s.
+float QuantizeKvRow(const float *x, int64_t n, int8_t *q);
 
 std::vector<float> Uniform(size_t n, std::mt19937 &rng, float lo, float hi);
 
@@ -52,6 +77,9 @@ gemmac_exec_context Context(int64_t past, int64_t tokens,
                             uint32_t num_kv = 0);
 
 const char *DTypeName(int32_t dtype);
+
+// An optional input left out: dtype none, data NULL, rank 0.
+gemmac_tensor Absent();
 
 class CpuPluginTest : public ::testing::TestWithParam<Linkage> {
 protected:
@@ -74,6 +102,19 @@ protected:
   gemmac_op_desc Desc(int32_t op, const gemmac_op_attrs &attrs,
                       const std::vector<int32_t> &inputs,
                       const int32_t *output);
+
+  // Ops with several outputs (all f32): prepare with num_outputs, launch
+  // with an output array, and both together (the launch must succeed).
+  gemmac_kernel *PrepareN(int32_t op, const gemmac_op_attrs &attrs,
+                          std::vector<int32_t> inputs, int num_outputs);
+  int32_t LaunchN(gemmac_kernel *kernel, std::vector<gemmac_tensor> inputs,
+                  std::vector<gemmac_tensor> outputs,
+                  const gemmac_exec_context *context,
+                  std::string *message = nullptr);
+  void RunN(int32_t op, const gemmac_op_attrs &attrs,
+            std::vector<int32_t> dtypes, std::vector<gemmac_tensor> inputs,
+            std::vector<gemmac_tensor> outputs,
+            const gemmac_exec_context *context = nullptr);
 
   gemmac_plugin_api api_{};
   void *dl_ = nullptr;

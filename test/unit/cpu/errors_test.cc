@@ -37,7 +37,16 @@ TEST_P(ErrorsTest, UnsupportedDTypes) {
   EXPECT_THAT(
       Refused(GEMMAC_OP_LINEAR, Attrs(), {F, I}, GEMMAC_PLUGIN_UNSUPPORTED),
       HasSubstr("linear: input w has dtype i32 (3), expected f32, "
-                "bf16 or f16"));
+                "bf16, f16, q8c, q4g32 or q4g128"));
+  // Norm weights are element-wise: a block format is refused.
+  EXPECT_THAT(Refused(GEMMAC_OP_RMS_NORM, Attrs(), {F, GEMMAC_DTYPE_Q8C},
+                      GEMMAC_PLUGIN_UNSUPPORTED),
+              HasSubstr("rms_norm: input w has dtype q8c (5), expected f32, "
+                        "bf16 or f16"));
+  // I8 is a KV cache dtype, not a weight dtype.
+  EXPECT_THAT(Refused(GEMMAC_OP_LINEAR, Attrs(), {F, GEMMAC_DTYPE_I8},
+                      GEMMAC_PLUGIN_UNSUPPORTED),
+              HasSubstr("linear: input w has dtype i8 (4)"));
   EXPECT_THAT(
       Refused(GEMMAC_OP_EMBED, Attrs(), {F, F}, GEMMAC_PLUGIN_UNSUPPORTED),
       HasSubstr("embed: input tokens has dtype f32"));
@@ -56,7 +65,7 @@ TEST_P(ErrorsTest, UnsupportedDTypes) {
       HasSubstr("unknown dtype"));
   EXPECT_THAT(
       Refused(GEMMAC_OP_COUNT_, Attrs(), {F}, GEMMAC_PLUGIN_UNSUPPORTED),
-      HasSubstr("op code 11"));
+      HasSubstr("op code 15"));
   EXPECT_THAT(
       Refused(GEMMAC_OP_MUL, Attrs(), {F}, GEMMAC_PLUGIN_INVALID_ARGUMENT),
       HasSubstr("mul: has 1 inputs"));
@@ -212,6 +221,169 @@ TEST_P(ErrorsTest, OtherShapeRules) {
   EXPECT_THAT(msg, HasSubstr("row size 12, expected a multiple of head_dim"));
 }
 
+const int32_t NONE = GEMMAC_DTYPE_NONE;
+const int32_t Q4 = GEMMAC_DTYPE_Q4G32;
+
+TEST_P(ErrorsTest, QuantizedWeightShapes) {
+  std::string msg;
+  std::vector<uint8_t> w(4096);
+  std::vector<float> x(4096), y(4096);
+  // Q4G32 needs cols % 32 == 0; Q4G128 cols % 128 == 0.
+  gemmac_kernel *k = Prepare(GEMMAC_OP_LINEAR, Attrs(), {F, Q4});
+  EXPECT_EQ(
+      Launch(k, {Tensor(x.data(), F, {2, 50}), Tensor(w.data(), Q4, {3, 50})},
+             Tensor(y.data(), F, {2, 3}), nullptr, &msg),
+      GEMMAC_PLUGIN_INVALID_ARGUMENT);
+  EXPECT_THAT(msg, HasSubstr("linear: input w is q4g32 [3,50], expected cols "
+                             "to be a multiple of the format's group size "
+                             "32"));
+  gemmac_kernel *k128 =
+      Prepare(GEMMAC_OP_LINEAR, Attrs(), {F, GEMMAC_DTYPE_Q4G128});
+  EXPECT_EQ(Launch(k128,
+                   {Tensor(x.data(), F, {1, 64}),
+                    Tensor(w.data(), GEMMAC_DTYPE_Q4G128, {2, 64})},
+                   Tensor(y.data(), F, {1, 2}), nullptr, &msg),
+            GEMMAC_PLUGIN_INVALID_ARGUMENT);
+  EXPECT_THAT(msg, HasSubstr("q4g128 [2,64], expected cols to be a multiple "
+                             "of the format's group size 128"));
+  // A quantized weight must be a rank-2 matrix.
+  gemmac_kernel *emb = Prepare(GEMMAC_OP_EMBED, Attrs(), {I, GEMMAC_DTYPE_Q8C});
+  std::vector<int32_t> tokens = {0};
+  EXPECT_EQ(Launch(emb,
+                   {Tensor(tokens.data(), I, {1}),
+                    Tensor(w.data(), GEMMAC_DTYPE_Q8C, {2, 4, 8})},
+                   Tensor(y.data(), F, {1, 32}), nullptr, &msg),
+            GEMMAC_PLUGIN_INVALID_ARGUMENT);
+  EXPECT_THAT(msg, HasSubstr("embed: input table is q8c with rank 3, "
+                             "expected a [rows, cols] matrix (rank 2)"));
+  // The group rule applies to every matrix operand of the fused ops too.
+  gemmac_kernel *mlp = Prepare(GEMMAC_OP_GATED_MLP, Attrs(), {F, NONE, Q4, Q4});
+  EXPECT_EQ(
+      Launch(mlp,
+             {Tensor(x.data(), F, {1, 48}), Absent(),
+              Tensor(w.data(), Q4, {4, 48}), Tensor(w.data(), Q4, {4, 48})},
+             Tensor(y.data(), F, {1, 4}), nullptr, &msg),
+      GEMMAC_PLUGIN_INVALID_ARGUMENT);
+  EXPECT_THAT(msg, HasSubstr("gated_mlp: input w_gate is q4g32 [4,48]"));
+}
+
+TEST_P(ErrorsTest, FusedOpDescriptions) {
+  gemmac_op_attrs a = Attrs();
+  a.rows = 4;
+  // final_head's norm is required.
+  EXPECT_THAT(Refused(GEMMAC_OP_FINAL_HEAD, a, {F, NONE, F},
+                      GEMMAC_PLUGIN_INVALID_ARGUMENT),
+              HasSubstr("final_head: input norm is absent (dtype none), "
+                        "expected it"));
+  // Fused-op norms are f32 (as the compiler writes them).
+  EXPECT_THAT(Refused(GEMMAC_OP_GATED_MLP, a, {F, GEMMAC_DTYPE_BF16, Q4, Q4},
+                      GEMMAC_PLUGIN_UNSUPPORTED),
+              HasSubstr("gated_mlp: input norm has dtype bf16 (1), expected "
+                        "f32 or none (absent)"));
+  // qkv_proj has three outputs, add_rms_norm two.
+  EXPECT_THAT(Refused(GEMMAC_OP_ADD_RMS_NORM, a, {F, F, F},
+                      GEMMAC_PLUGIN_INVALID_ARGUMENT),
+              HasSubstr("add_rms_norm: has 3 inputs and 1 outputs, expected "
+                        "3 and 2"));
+  gemmac_op_attrs q = Attrs();
+  q.head_dim = 6;
+  q.num_heads = 2;
+  q.num_kv_heads = 0;
+  EXPECT_THAT(Refused(GEMMAC_OP_QKV_PROJ, q, {F, NONE, F, F, F, NONE, NONE},
+                      GEMMAC_PLUGIN_INVALID_ARGUMENT),
+              HasSubstr("has 7 inputs and 1 outputs, expected 7 and 3"));
+  a.softcap = -1.0f;
+  EXPECT_THAT(Refused(GEMMAC_OP_FINAL_HEAD, a, {F, F, F},
+                      GEMMAC_PLUGIN_INVALID_ARGUMENT),
+              HasSubstr("final_head: attribute softcap is -1"));
+}
+
+TEST_P(ErrorsTest, FusedOpLaunches) {
+  std::string msg;
+  std::vector<float> buf(4096), out(4096), out2(4096), out3(4096);
+  // An input prepared absent must arrive absent (data NULL, rank 0).
+  gemmac_kernel *mlp = Prepare(GEMMAC_OP_GATED_MLP, Attrs(), {F, NONE, F, F});
+  EXPECT_EQ(
+      Launch(mlp,
+             {Tensor(buf.data(), F, {1, 8}), Tensor(buf.data(), F, {8}),
+              Tensor(buf.data(), F, {4, 8}), Tensor(buf.data(), F, {4, 8})},
+             Tensor(out.data(), F, {1, 4}), nullptr, &msg),
+      GEMMAC_PLUGIN_INVALID_ARGUMENT);
+  EXPECT_THAT(msg, HasSubstr("gated_mlp: input norm has dtype f32 (0)"));
+  EXPECT_THAT(msg, HasSubstr("expected an absent input"));
+  // w_up must match w_gate.
+  EXPECT_EQ(
+      Launch(mlp,
+             {Tensor(buf.data(), F, {1, 8}), Absent(),
+              Tensor(buf.data(), F, {4, 8}), Tensor(buf.data(), F, {5, 8})},
+             Tensor(out.data(), F, {1, 4}), nullptr, &msg),
+      GEMMAC_PLUGIN_INVALID_ARGUMENT);
+  EXPECT_THAT(msg, HasSubstr("gated_mlp: input w_up has shape [5,8], expected "
+                             "[4,8]"));
+
+  // qkv_proj: k_norm of the wrong size, a missing context.
+  gemmac_op_attrs q = Attrs();
+  q.head_dim = 4;
+  q.num_heads = 2;
+  q.num_kv_heads = 1;
+  gemmac_kernel *qkv =
+      PrepareN(GEMMAC_OP_QKV_PROJ, q, {F, NONE, F, F, F, NONE, F}, 3);
+  const gemmac_exec_context ctx = Context(0, 1);
+  auto qkv_launch = [&](gemmac_tensor k_norm, const gemmac_exec_context *c) {
+    return LaunchN(
+        qkv,
+        {Tensor(buf.data(), F, {1, 8}), Absent(), Tensor(buf.data(), F, {8, 8}),
+         Tensor(buf.data(), F, {4, 8}), Tensor(buf.data(), F, {4, 8}), Absent(),
+         k_norm},
+        {Tensor(out.data(), F, {1, 8}), Tensor(out2.data(), F, {1, 4}),
+         Tensor(out3.data(), F, {1, 4})},
+        c, &msg);
+  };
+  EXPECT_EQ(qkv_launch(Tensor(buf.data(), F, {4}), &ctx), GEMMAC_PLUGIN_OK)
+      << msg;
+  EXPECT_EQ(qkv_launch(Tensor(buf.data(), F, {8}), &ctx),
+            GEMMAC_PLUGIN_INVALID_ARGUMENT);
+  EXPECT_THAT(msg, HasSubstr("qkv_proj: input k_norm has shape [8], expected "
+                             "[4] ([head_dim])"));
+  EXPECT_EQ(qkv_launch(Tensor(buf.data(), F, {4}), nullptr),
+            GEMMAC_PLUGIN_INVALID_ARGUMENT);
+  EXPECT_THAT(msg, HasSubstr("qkv_proj: context is null"));
+  // Too few outputs.
+  EXPECT_EQ(
+      LaunchN(qkv,
+              {Tensor(buf.data(), F, {1, 8}), Absent(),
+               Tensor(buf.data(), F, {8, 8}), Tensor(buf.data(), F, {4, 8}),
+               Tensor(buf.data(), F, {4, 8}), Absent(),
+               Tensor(buf.data(), F, {4})},
+              {Tensor(out.data(), F, {1, 8})}, &ctx, &msg),
+      GEMMAC_PLUGIN_INVALID_ARGUMENT);
+  EXPECT_THAT(msg, HasSubstr("qkv_proj: got 7 inputs and 1 outputs, expected "
+                             "7 and 3"));
+
+  // final_head: an output of neither [T, rows] nor [1, rows].
+  gemmac_op_attrs h = Attrs();
+  h.rows = 3;
+  gemmac_kernel *head = Prepare(GEMMAC_OP_FINAL_HEAD, h, {F, F, F});
+  EXPECT_EQ(Launch(head,
+                   {Tensor(buf.data(), F, {4, 8}), Tensor(buf.data(), F, {8}),
+                    Tensor(buf.data(), F, {5, 8})},
+                   Tensor(out.data(), F, {2, 3}), nullptr, &msg),
+            GEMMAC_PLUGIN_INVALID_ARGUMENT);
+  EXPECT_THAT(msg, HasSubstr("final_head: output has shape [2,3], expected "
+                             "[4,3]"));
+
+  // add_rms_norm: s and h in one buffer.
+  gemmac_kernel *arn = PrepareN(GEMMAC_OP_ADD_RMS_NORM, Attrs(), {F, F, F}, 2);
+  EXPECT_EQ(
+      LaunchN(arn,
+              {Tensor(buf.data(), F, {2, 4}), Tensor(buf.data(), F, {2, 4}),
+               Tensor(buf.data(), F, {4})},
+              {Tensor(out.data(), F, {2, 4}), Tensor(out.data(), F, {2, 4})},
+              nullptr, &msg),
+      GEMMAC_PLUGIN_INVALID_ARGUMENT);
+  EXPECT_THAT(msg, HasSubstr("add_rms_norm: outputs s and h share memory"));
+}
+
 class AttentionErrors : public ErrorsTest {
 protected:
   void SetUp() override {
@@ -277,7 +449,8 @@ TEST_P(AttentionErrors, CacheAndContextMustMatch) {
   EXPECT_THAT(msg, HasSubstr("context.past is -1"));
   cache_.dtype = GEMMAC_DTYPE_F16;
   EXPECT_EQ(Go(1, 0, &cache_, 1, &msg), GEMMAC_PLUGIN_INVALID_ARGUMENT);
-  EXPECT_THAT(msg, HasSubstr("KV cache 0 has dtype f16 (2), expected f32"));
+  EXPECT_THAT(msg, HasSubstr("KV cache 0 has dtype f16 (2), expected f32 or "
+                             "i8"));
   cache_.dtype = F;
   cache_.head_dim = 8;
   EXPECT_EQ(Go(1, 0, &cache_, 1, &msg), GEMMAC_PLUGIN_INVALID_ARGUMENT);
@@ -304,6 +477,33 @@ TEST_P(AttentionErrors, CacheAndContextMustMatch) {
                    Tensor(out_.data(), F, {2, 8}), nullptr, &msg),
             GEMMAC_PLUGIN_INVALID_ARGUMENT);
   EXPECT_THAT(msg, HasSubstr("attention: context is null"));
+}
+
+TEST_P(AttentionErrors, Int8CacheNeedsItsScales) {
+  std::vector<int8_t> k8(8 * 4), v8(8 * 4);
+  std::vector<float> ks(8), vs(8);
+  cache_.dtype = GEMMAC_DTYPE_I8;
+  cache_.k = k8.data();
+  cache_.v = v8.data();
+  cache_.k_scale = ks.data();
+  cache_.v_scale = nullptr;
+  std::string msg;
+  EXPECT_EQ(Go(1, 0, &cache_, 1, &msg), GEMMAC_PLUGIN_INVALID_ARGUMENT);
+  EXPECT_THAT(msg, HasSubstr("attention: KV cache 0 has dtype i8 and "
+                             "k_scale="));
+  EXPECT_THAT(msg, HasSubstr("expected non-null f32 scales"));
+  cache_.v_scale = vs.data();
+  EXPECT_EQ(Go(1, 0, &cache_, 1, &msg), GEMMAC_PLUGIN_OK) << msg;
+  // A 1.0 caller's struct ends before the scales: an i8 cache is refused.
+  cache_.struct_size = offsetof(gemmac_kv_cache, k_scale);
+  EXPECT_EQ(Go(1, 0, &cache_, 1, &msg), GEMMAC_PLUGIN_INVALID_ARGUMENT);
+  EXPECT_THAT(msg, HasSubstr("KV cache 0 has dtype i8 and struct_size"));
+  EXPECT_THAT(msg, HasSubstr("the ABI 1.1 struct with k_scale and v_scale"));
+  // ...while an f32 cache in that older struct still works.
+  cache_.dtype = F;
+  cache_.k = k_.data();
+  cache_.v = v_.data();
+  EXPECT_EQ(Go(1, 0, &cache_, 1, &msg), GEMMAC_PLUGIN_OK) << msg;
 }
 
 TEST_P(AttentionErrors, CancelledBeforeStart) {

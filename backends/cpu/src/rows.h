@@ -1,0 +1,51 @@
+// The inner product of a few token rows with one weight row, in any weight
+// format: the building block of linear over quantized weights and of the
+// fused ops (qkv_proj, gated_mlp, final_head).
+//
+// A kernel walks its output rows in a tbb::parallel_for and, for each row,
+// calls a RowDotFn per group of up to four tokens, so that the four share
+// each decoded weight block. An rms_norm in front of the matrix is folded
+// into the product: with g given, the function returns
+//   sum_k x[i, k] * (offset + g[k]) * w[n, k]
+// and the caller multiplies by the token's 1/rms (RmsInv), which equals
+// (rms_norm(x) @ w^T)[i, n] up to f32 rounding without materializing the
+// normalized rows.
+#ifndef GEMMAC_BACKENDS_CPU_ROWS_H_
+#define GEMMAC_BACKENDS_CPU_ROWS_H_
+
+#include <cmath>
+#include <cstdint>
+
+#include "numeric.h"
+
+namespace gemmac::cpu {
+
+// Tokens that share one decode of a weight block.
+constexpr int64_t kTokenGroup = 4;
+
+// out[i] = sum_k x[i * w.cols + k] * G[k] * w[n, k] for i < nt (1..4), with
+// G[k] = offset + g[k] when g is not null, else 1. Summation order: within
+// a block of the format (docs/quantization.md's groups; 256 columns for
+// f32/bf16/f16/q8c) the products v * G * x are summed in f32, the sum is
+// multiplied by the block's scale (Q4G32: d; Q4G128: d, plus m times the
+// block's sum of G * x), the blocks are summed in f32 and the total is
+// multiplied by the row's scale (Q8C).
+using RowDotFn = void (*)(const WeightMatrix &w, int64_t n, const float *x,
+                          int64_t nt, const float *g, float offset, float *out);
+
+// The row-dot of a weight dtype already checked by IsWeightDType.
+RowDotFn RowDotFor(int32_t dtype, bool folded_norm);
+
+// 1 / sqrt(mean(x^2) + eps) over x[0, n): the factor rms_norm applies to a
+// row, computed with the same f32 reduction as the rms_norm kernel.
+inline float RmsInv(const float *x, int64_t n, float eps) {
+  float ss = 0.0f;
+#pragma omp simd reduction(+ : ss)
+  for (int64_t i = 0; i < n; ++i)
+    ss += x[i] * x[i];
+  return 1.0f / std::sqrt(ss / float(n) + eps);
+}
+
+} // namespace gemmac::cpu
+
+#endif // GEMMAC_BACKENDS_CPU_ROWS_H_

@@ -60,6 +60,7 @@ CASES = {
         "compile": ["--dtype", "f32", "--max-chunk", "5"],
         "module_dtype": "f32",
         "min_prompt": 17,
+        "variants": ["unfused", "last_logits"],
     },
     # bf16 checkpoint, multimodal layout, 8 padding rows that must not be scored;
     # hidden 48 != heads * head_dim (64), and sqrt(48) is not a bf16 number, so the
@@ -70,6 +71,7 @@ CASES = {
         "compile": ["--dtype", "bf16"],
         "module_dtype": "bf16",
         "min_prompt": 9,
+        "variants": ["unfused"],
     },
     # Newer multimodal layout in 3 shards, explicit layer_types, f32 compiled to bf16.
     "nested_new_sharded_bf16": {
@@ -234,8 +236,53 @@ def run_case(name, bin_dir, work):
     gen, margins, ranges = model.greedy(prompt_ids, GREEDY_STEPS, rows)
     compare_greedy(generated, gen, margins, ranges, rel_tol, eos_ids(ckpt), len(prompt_ids),
                    model.cfg.window)
+    for variant in case.get("variants", []):
+        check_variant(variant, case, ckpt, work, compile_tool, run_tool, got, generated)
     print("e2e %s: OK (%d prompt tokens, window %d, %d layers)" %
           (name, len(prompt_ids), model.cfg.window, model.cfg.layers))
+
+
+# The same checkpoint compiled another way must give the same answers as the default
+# (fused) module checked above against the reference:
+#   "unfused": --no-fuse, one kernel per op. Fused ops are defined as exactly the chain
+#     they replace (docs/ops.md), so only f32 summation order differs: the prompt
+#     logits must agree within FUSED_REL_TOL of their range (10x below REL_TOL; the
+#     measured difference on flat_f32_chunked is 1.2e-6 of the range), the greedy
+#     tokens exactly.
+#   "last_logits": --prefill-logits=last, prefill computes only the last position; the
+#     greedy tokens must be identical.
+FUSED_REL_TOL = 1e-5
+
+
+def check_variant(variant, case, ckpt, work, compile_tool, run_tool, fused_logits,
+                  fused_generated):
+    flag = {"unfused": ["--no-fuse"], "last_logits": ["--prefill-logits=last"]}[variant]
+    module = os.path.join(work, "model_%s.gmc" % variant)
+    dump = os.path.join(work, "prompt_logits_%s.npy" % variant)
+    for path in (module, dump):
+        if os.path.exists(path):
+            os.remove(path)
+    run([compile_tool, ckpt, "-o", module, "--quiet"] + case["compile"] + flag,
+        "gemma-compile " + " ".join(flag))
+    cmd = [run_tool, module, "-p", PROMPT, "--raw", "-n", str(GREEDY_STEPS), "--temp", "0",
+           "--json", "--threads", "2"]
+    if variant == "unfused":
+        cmd += ["--dump-logits", dump]
+    generated = [int(t) for t in json.loads(run(cmd, "gemma-run (%s)" % variant))
+                 ["generated_ids"]]
+    if generated != fused_generated:
+        raise Failure("%s module generated %s, the default module %s" %
+                      (variant, generated, fused_generated))
+    if variant == "unfused":
+        unfused = np.load(dump).astype(np.float64)
+        rng = float(unfused.max() - unfused.min())
+        worst = float(np.abs(unfused - fused_logits).max())
+        print("fused vs unfused: max abs difference %.3g, tolerance %.3g (%.0e of range)" %
+              (worst, FUSED_REL_TOL * rng, FUSED_REL_TOL))
+        if unfused.shape != fused_logits.shape or worst > FUSED_REL_TOL * rng:
+            raise Failure("fused and unfused prompt logits differ by %.3g (tolerance %.3g)"
+                          % (worst, FUSED_REL_TOL * rng))
+    print("variant %s: OK" % variant)
 
 
 # ---------------------------------------------------------------------------------

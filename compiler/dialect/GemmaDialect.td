@@ -22,7 +22,8 @@ def Gemma_Dialect : Dialect {
     pieces and the tied output head. Weights are `gemma.weight` ops that refer
     to bytes in the checkpoint files; they are never dense attributes.
     Quantized weights have the element types `!gemma.q8c`, `!gemma.q4g32`
-    and `!gemma.q4g128` (GemmaTypes.td).
+    and `!gemma.q4g128`, and `!gemma.q4g32r8` once packed for the CPU
+    (GemmaTypes.td).
   }];
   let useDefaultTypePrinterParser = 1;
 }

@@ -17,7 +17,8 @@ include "mlir/IR/BuiltinAttributes.td"
 // their shape rules are checked by verifyWeightLayout in the verifiers).
 def Gemma_Activation : RankedTensorOf<[F32]>;
 def Gemma_WeightTensor : RankedTensorOf<[F32, BF16, F16, Gemma_Q8CType,
-                                         Gemma_Q4G32Type, Gemma_Q4G128Type]>;
+                                         Gemma_Q4G32Type, Gemma_Q4G128Type,
+                                         Gemma_Q4G32R8Type]>;
 def Gemma_TokenTensor : 1DTensorOf<[I32]>;
 
 // The KV cache is state outside the tensors; attention reads and writes it.

@@ -46,18 +46,29 @@ Type Q4G128Type::parse(AsmParser &parser) {
 }
 void Q4G128Type::print(AsmPrinter &) const {}
 
+Type Q4G32R8Type::parse(AsmParser &parser) {
+  if (failed(parseNoParameters(parser, getMnemonic())))
+    return {};
+  return get(parser.getContext());
+}
+void Q4G32R8Type::print(AsmPrinter &) const {}
+
 namespace gemmac::gemma {
 
 bool isQuantizedType(Type element) {
-  return isa<Q8CType, Q4G32Type, Q4G128Type>(element);
+  return isa<Q8CType, Q4G32Type, Q4G128Type, Q4G32R8Type>(element);
 }
 
 int64_t quantGroupSize(Type element) {
-  if (isa<Q4G32Type>(element))
+  if (isa<Q4G32Type, Q4G32R8Type>(element))
     return 32;
   if (isa<Q4G128Type>(element))
     return 128;
   return 0;
+}
+
+int64_t packedRowGroup(Type element) {
+  return isa<Q4G32R8Type>(element) ? 8 : 1;
 }
 
 LogicalResult verifyWeightLayout(Operation *op, Type type, StringRef what) {
@@ -80,6 +91,12 @@ LogicalResult verifyWeightLayout(Operation *op, Type type, StringRef what) {
            << what << " " << type << " has " << cols
            << " cols, which is not a multiple of " << group
            << " (the group size of " << ranked.getElementType() << ")";
+  int64_t rowGroup = packedRowGroup(ranked.getElementType());
+  if (ranked.getDimSize(0) % rowGroup != 0)
+    return op->emitOpError()
+           << what << " " << type << " has " << ranked.getDimSize(0)
+           << " rows, which is not a multiple of " << rowGroup << " (the rows "
+           << ranked.getElementType() << " packs together)";
   return success();
 }
 

@@ -4,7 +4,8 @@
 // storage formats, not arithmetic types: only `gemma.weight` results and the
 // weight operands of the ops that read them carry them, always as a rank-2
 // `[rows, cols]` tensor whose cols divide by the group size. The bytecode
-// emitter maps them to DType Q8C, Q4G32 and Q4G128. Included from
+// emitter maps them to DType Q8C, Q4G32, Q4G128 and Q4G32R8 (the packed
+// form gemma-pack-weights gives q4g32 weights for the CPU). Included from
 // GemmaDialect.td.
 //
 //===----------------------------------------------------------------------===//
@@ -44,6 +45,17 @@ def Gemma_Q4G128Type : Gemma_QuantType<"Q4G128", "q4g128",
   let description = [{
     Per row, cols/128 blocks of an f16 scale `d`, an f16 minimum `m` and 64
     bytes of nibbles; `w = nibble * d + m`. cols must be a multiple of 128.
+  }];
+}
+
+def Gemma_Q4G32R8Type : Gemma_QuantType<"Q4G32R8", "q4g32r8",
+    "q4g32 packed in groups of 8 rows for the CPU's 8-row kernels"> {
+  let description = [{
+    The values of `!gemma.q4g32`, stored with each group of 8 rows
+    interleaved per 32-column block: the 8 rows' f16 scales, then their 8
+    arrays of 16 nibble bytes (144 bytes per block of 8 rows). Only
+    `gemma-pack-weights` produces it (docs/quantization.md, "Packed
+    layouts"). cols must be a multiple of 32 and rows a multiple of 8.
   }];
 }
 

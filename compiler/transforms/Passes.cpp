@@ -19,8 +19,9 @@ void registerGemmaPasses() {
   generated::registerGemmaPasses();
   mlir::PassPipelineRegistration<>(
       "gemma-compile-pipeline",
-      "The pipeline gemma-compile runs after fusion and gemma-quantize (its "
-      "planned phase): gemma-verify-model, canonicalize, gemma-plan-memory",
+      "The pipeline gemma-compile runs after fusion, gemma-quantize and "
+      "gemma-pack-weights (its planned phase): gemma-verify-model, "
+      "canonicalize, gemma-plan-memory",
       [](mlir::OpPassManager &pm) { buildCompilePipeline(pm); });
 }
 

@@ -1,7 +1,8 @@
 //===- Passes.h - passes over the gemma dialect ------------------*- C++-*-===//
 //
 // The passes that take imported gemma IR to the form the bytecode emitter
-// expects: model verification, canonicalization and memory planning.
+// expects: model verification, fusion, quantization, target packing,
+// canonicalization and memory planning.
 // gemma-compile builds its pipeline with buildCompilePipeline(); gemma-opt
 // calls registerGemmaPasses() so lit tests can run each pass by name.
 //

@@ -165,4 +165,41 @@ def GemmaQuantize : Pass<"gemma-quantize", "::mlir::ModuleOp"> {
   ];
 }
 
+//===----------------------------------------------------------------------===//
+// Target packing (compiler/transforms/PackWeights.cpp; the `packed` phase).
+//===----------------------------------------------------------------------===//
+
+def GemmaPackWeights : Pass<"gemma-pack-weights", "::mlir::ModuleOp"> {
+  let summary = "Give quantized weights the layout the target plugin's "
+                "kernels read, so loading never repacks";
+  let description = [{
+    Changes the result type of `gemma.weight` ops to a packed layout of the
+    same values (docs/quantization.md, "Packed layouts"); the bytecode
+    emitter writes the packed bytes, and the plugin computes from them in
+    place.
+
+    - `target=cpu`: a `!gemma.q4g32` weight becomes `!gemma.q4g32r8` (8 rows
+      interleaved per 32-column block, what the CPU's 8-row kernels read)
+      when its rows are a multiple of 8 and every use of every
+      `gemma.weight` of its name is an op whose CPU kernel computes 8 output
+      rows at a time: `gemma.linear`, `gemma.lm_head`, `gemma.final_head`,
+      `gemma.qkv_proj` or `gemma.gated_mlp`. `gemma.embed` reads one row
+      per token, which the packed layout scatters over 8-row runs, so a
+      table used by an embed stays `!gemma.q4g32`; with Gemma's tied
+      embedding that includes the table the head reads. A weight whose rows
+      are not a multiple of 8 stays too, with a remark naming it.
+    - `target=none`: nothing changes (the module runs on any plugin that
+      reads the unpacked formats).
+
+    Decided once per weight name, as gemma-quantize, so every `gemma.weight`
+    of one name keeps one type. Weights already packed, float weights and
+    the other quantized formats are left alone. An unknown target is an
+    error.
+  }];
+  let options = [
+    Option<"target", "target", "std::string", /*default=*/"\"cpu\"",
+           "cpu (pack for the CPU plugin's kernels) or none">,
+  ];
+}
+
 #endif // GEMMAC_TRANSFORMS_PASSES_TD

@@ -171,6 +171,7 @@ size_t DTypeSize(schema::DType dtype) {
   case schema::DType::Q8C:
   case schema::DType::Q4G32:
   case schema::DType::Q4G128:
+  case schema::DType::Q4G32R8:
     return 0;
   }
   return 0;
@@ -194,13 +195,15 @@ const char *DTypeName(schema::DType dtype) {
     return "q4g32";
   case schema::DType::Q4G128:
     return "q4g128";
+  case schema::DType::Q4G32R8:
+    return "q4g32r8";
   }
   return "unknown";
 }
 
 bool IsQuantizedDType(schema::DType dtype) {
   return dtype == schema::DType::Q8C || dtype == schema::DType::Q4G32 ||
-         dtype == schema::DType::Q4G128;
+         dtype == schema::DType::Q4G128 || dtype == schema::DType::Q4G32R8;
 }
 
 bool IsWeightDType(schema::DType dtype) {

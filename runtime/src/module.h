@@ -78,7 +78,7 @@ Status VerifyModuleProgram(const std::string &file, const ModuleHeader &header,
 size_t DTypeSize(schema::DType dtype);
 // "f32", "q4g32", ...; "unknown" for a value this runtime does not know.
 const char *DTypeName(schema::DType dtype);
-// Q8C, Q4G32, Q4G128: block formats over a [rows, cols] weight.
+// Q8C, Q4G32, Q4G128, Q4G32R8: block formats over a [rows, cols] weight.
 bool IsQuantizedDType(schema::DType dtype);
 // Dtypes a weight tensor may have: f32, bf16, f16, i32 and the quantized
 // formats (i8 is a KV cache dtype only).

@@ -144,8 +144,8 @@ Status Checker::CheckTensors() {
     if (DTypeSize(dtype) == 0 && !IsQuantizedDType(dtype))
       return Err(where + ": unknown dtype " +
                  std::to_string(static_cast<int>(dtype)) +
-                 "; this runtime knows f32, bf16, f16, i32, i8, q8c, q4g32 "
-                 "and q4g128");
+                 "; this runtime knows f32, bf16, f16, i32, i8, q8c, q4g32, "
+                 "q4g128 and q4g32r8");
     Shape s = ShapeOf(id);
     if (s.empty() || s.size() > 4)
       return Err(where + ": rank " + std::to_string(s.size()) +
@@ -170,14 +170,15 @@ Status Checker::CheckTensors() {
       if (!IsWeightDType(dtype))
         return Err(where + ": a weight of dtype " + DTypeName(dtype) +
                    "; i8 is a KV cache dtype, weights are f32, bf16, f16, "
-                   "i32, q8c, q4g32 or q4g128");
+                   "i32, q8c, q4g32, q4g128 or q4g32r8");
       if (t->segment() >= nsegs)
         return Err(where + ": segment " + std::to_string(t->segment()) +
                    " out of range; the module has " + std::to_string(nsegs) +
                    " segments");
       // The bytes the layout needs (docs/quantization.md): dense dtypes are
       // elements x element size; block formats are a [rows, cols] matrix
-      // whose cols fill whole groups.
+      // whose cols fill whole groups (and, packed, whose rows fill whole
+      // row groups).
       uint64_t need = elems * DTypeSize(dtype);
       uint64_t align = DTypeSize(dtype);
       if (IsQuantizedDType(dtype)) {
@@ -186,10 +187,15 @@ Status Checker::CheckTensors() {
                      "; a quantized weight is a [rows, cols] matrix");
         int64_t bytes =
             gemmac_weight_bytes(static_cast<int32_t>(dtype), s[0], s[1]);
+        if (bytes < 0 && dtype == schema::DType::Q4G32R8 && s[0] % 8 != 0)
+          return Err(where + ": " + DTypeName(dtype) + ShapeStr(s) + ": rows " +
+                     std::to_string(s[0]) +
+                     " is not a multiple of 8 (the rows q4g32r8 packs "
+                     "together)");
         if (bytes < 0)
           return Err(where + ": " + DTypeName(dtype) + ShapeStr(s) + ": cols " +
                      std::to_string(s[1]) + " is not a multiple of the " +
-                     (dtype == schema::DType::Q4G32 ? "32" : "128") +
+                     (dtype == schema::DType::Q4G128 ? "128" : "32") +
                      "-element group of " + DTypeName(dtype));
         need = static_cast<uint64_t>(bytes);
         // Q8C ends in f32 scales; the q4 blocks start with f16 scales.
@@ -406,7 +412,7 @@ Status Checker::CheckFunction(const schema::Function &f) {
 enum class Slot {
   kAct,    // f32 activation
   kTokens, // i32 token ids
-  kWeight, // any weight dtype: f32, bf16, f16, q8c, q4g32, q4g128
+  kWeight, // any weight dtype: f32, bf16, f16, q8c, q4g32, q4g128, q4g32r8
   kNorm,   // a norm weight: f32 (never quantized)
 };
 
@@ -553,8 +559,8 @@ Status Checker::CheckInstruction(const schema::Function &f,
     case Slot::kWeight:
       if (!IsWeightDType(d) || d == DType::I32)
         return bad(false, j,
-                   "a weight dtype (f32, bf16, f16, q8c, q4g32 or "
-                   "q4g128)");
+                   "a weight dtype (f32, bf16, f16, q8c, q4g32, q4g128 or "
+                   "q4g32r8)");
       break;
     case Slot::kAct:
     case Slot::kNorm:

@@ -4,7 +4,8 @@
 //   gemma-compile MODEL_DIR -o OUT.gmc [--dtype f32|bf16|f16]
 //                 [--quant f32|bf16|f16|q8|q4|q4z] [--keep SPEC]
 //                 [--kv-dtype f32|i8] [--prefill-logits all|last] [--no-fuse]
-//                 [--max-chunk N] [--compile-to=PHASE] [--quiet]
+//                 [--target cpu|none] [--max-chunk N] [--compile-to=PHASE]
+//                 [--quiet]
 //   gemma-compile IR.mlir -o OUT.gmc [--compile-from=PHASE] ...
 //   gemma-compile --describe-config CONFIG.json
 //
@@ -12,6 +13,8 @@
 //   import     the importer's IR
 //   fused      gemma-verify-model, the fusion passes (skipped by --no-fuse)
 //   quantized  gemma-quantize: each weight's stored type (--quant, --keep)
+//   packed     gemma-pack-weights: the layout the target's kernels read
+//              (--target)
 //   planned    gemma-verify-model again, canonicalize, gemma-plan-memory
 // then writes a module file. --compile-to=PHASE prints the MLIR after that
 // phase instead; --compile-from=PHASE takes an .mlir file written after that
@@ -51,7 +54,7 @@ namespace cl = llvm::cl;
 namespace {
 
 /// The phases in order; a module file is written after the last.
-enum class Phase { Import, Fused, Quantized, Planned, Module };
+enum class Phase { Import, Fused, Quantized, Packed, Planned, Module };
 
 /// Writes MLIR text to `path` ("-" for stdout); the file is kept only when
 /// the whole print succeeded.
@@ -108,6 +111,12 @@ int main(int argc, char **argv) {
   cl::opt<bool> noFuse("no-fuse",
                        cl::desc("skip the fusion passes (one kernel per op)"),
                        cl::cat(category));
+  cl::opt<std::string> target(
+      "target",
+      cl::desc("the plugin whose kernels the weight layouts are packed for: "
+               "cpu (default; q4 matrices become q4g32r8) or none (the "
+               "unpacked formats, for any plugin)"),
+      cl::value_desc("cpu|none"), cl::init("cpu"), cl::cat(category));
   cl::opt<int64_t> maxChunk(
       "max-chunk", cl::desc("largest prefill chunk, in tokens (default 64)"),
       cl::init(64), cl::cat(category));
@@ -118,6 +127,8 @@ int main(int argc, char **argv) {
                    "after gemma-verify-model and the fusion passes"),
         clEnumValN(Phase::Quantized, "quantized",
                    "after gemma-quantize (weights have their stored types)"),
+        clEnumValN(Phase::Packed, "packed",
+                   "after gemma-pack-weights (layouts for --target)"),
         clEnumValN(Phase::Planned, "planned",
                    "after canonicalize and gemma-plan-memory"));
   };
@@ -212,6 +223,11 @@ int main(int argc, char **argv) {
                  << kvDtype << "'\n";
     return 2;
   }
+  if (target != "cpu" && target != "none") {
+    llvm::errs() << "gemma-compile: --target: expected cpu or none, got '"
+                 << target << "'\n";
+    return 2;
+  }
   if (prefillLogits != "all" && prefillLogits != "last") {
     llvm::errs() << "gemma-compile: --prefill-logits: expected all or last, "
                     "got '"
@@ -248,6 +264,7 @@ int main(int argc, char **argv) {
        skipped(Phase::Fused, "--prefill-logits")) ||
       (!quant.empty() && skipped(Phase::Quantized, "--quant")) ||
       (!keep.empty() && skipped(Phase::Quantized, "--keep")) ||
+      (target.getNumOccurrences() && skipped(Phase::Packed, "--target")) ||
       // --dtype acts in the importer, or in gemma-quantize for an .mlir.
       (!dtype.empty() && fromFile && skipped(Phase::Quantized, "--dtype")))
     return 2;
@@ -298,6 +315,12 @@ int main(int argc, char **argv) {
       pm.addPass(gemmac::createGemmaQuantize(q));
       break;
     }
+    case Phase::Packed: {
+      gemmac::GemmaPackWeightsOptions p;
+      p.target = target;
+      pm.addPass(gemmac::createGemmaPackWeights(p));
+      break;
+    }
     case Phase::Planned:
       // Verifies again: the passes before must have kept one type per
       // weight name and the model's invariants.
@@ -308,8 +331,8 @@ int main(int argc, char **argv) {
     }
     return pm.run(*module);
   };
-  for (Phase phase :
-       {Phase::Import, Phase::Fused, Phase::Quantized, Phase::Planned}) {
+  for (Phase phase : {Phase::Import, Phase::Fused, Phase::Quantized,
+                      Phase::Packed, Phase::Planned}) {
     if (phase > from && failed(runPhase(phase)))
       return 1;
     if (phase == compileTo)

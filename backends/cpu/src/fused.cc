@@ -11,7 +11,8 @@
 //     same task and writes gelu(gate) * up;
 //   - final_head soft-caps each logit as it is written and, for a one-row
 //     output, computes only the last position.
-// Nothing here allocates; TBB splits the output rows as linear does.
+// Nothing here allocates; TBB splits the output rows in tiles of kRowTile
+// (rows.h) as linear does.
 #include <algorithm>
 #include <cmath>
 
@@ -29,9 +30,9 @@ using Range = tbb::blocked_range<int64_t>;
 // Tokens whose 1/rms factors are kept at once (1 KiB of stack).
 constexpr int64_t kTokenTile = 256;
 
-// About 16K weight elements per task, as linear.
-int64_t RowGrain(int64_t K) {
-  return std::max<int64_t>(1, (int64_t(1) << 14) / (K + 1));
+// About 16K weight elements per task, as linear, in row tiles.
+int64_t TileGrain(int64_t K) {
+  return std::max<int64_t>(1, (int64_t(1) << 14) / (K + 1) / kRowTile);
 }
 
 // Calls body(t0, tt, inv) for tiles [t0, t0 + tt) of the T rows of x [T, K];
@@ -52,20 +53,28 @@ void ForTokenTiles(const float *x, int64_t T, int64_t K, bool norm, float eps,
   }
 }
 
-// For rows [n0, n1) of w and tokens [t0, t0 + tt) of x: y[t, n] (row stride
-// ldy) = the row products of rows.h, times inv[t - t0] when inv is set.
-void MatrixRows(RowDotFn dot, const WeightMatrix &w, const float *x, int64_t t0,
-                int64_t tt, const float *g, float offset, const float *inv,
-                int64_t n0, int64_t n1, float *y, int64_t ldy) {
+// For row tiles [b, e) of the first N rows of w and tokens [t0, t0 + tt)
+// of x: y[t, n] (row stride ldy) = the tile products of rows.h, times
+// inv[t - t0] when inv is set.
+void MatrixTiles(TileDotFn dot, const WeightMatrix &w, int64_t N,
+                 const float *x, int64_t t0, int64_t tt, const float *g,
+                 float offset, const float *inv, int64_t b, int64_t e, float *y,
+                 int64_t ldy) {
   const int64_t K = w.cols;
-  for (int64_t n = n0; n < n1; ++n)
+  for (int64_t tile = b; tile < e; ++tile) {
+    const int64_t n0 = tile * kRowTile;
+    const int64_t nr = std::min(kRowTile, N - n0);
     for (int64_t i = 0; i < tt; i += kTokenGroup) {
       const int64_t nt = std::min(kTokenGroup, tt - i);
-      float o[kTokenGroup];
-      dot(w, n, x + (t0 + i) * K, nt, g, offset, o);
-      for (int64_t j = 0; j < nt; ++j)
-        y[(t0 + i + j) * ldy + n] = inv ? o[j] * inv[i + j] : o[j];
+      float o[kRowTile * kTokenGroup];
+      dot(w, n0, nr, x + (t0 + i) * K, nt, g, offset, o);
+      for (int64_t r = 0; r < nr; ++r)
+        for (int64_t j = 0; j < nt; ++j) {
+          const float v = o[r * kTokenGroup + j];
+          y[(t0 + i + j) * ldy + n0 + r] = inv ? v * inv[i + j] : v;
+        }
     }
+  }
 }
 
 // rms_norm of each head_dim group of row y[0, heads * D) in place, as the
@@ -110,56 +119,59 @@ void QkvProj(const QkvArgs &a) {
   const int64_t K = a.K, D = a.D;
   const int64_t Nq = a.H * D, Nk = a.KV * D, Nv = a.KV * D;
   const bool norm = a.norm != nullptr;
-  const RowDotFn dq = RowDotFor(a.wq.dtype, norm);
-  const RowDotFn dk = RowDotFor(a.wk.dtype, norm);
-  const RowDotFn dv = RowDotFor(a.wv.dtype, norm);
+  const TileDotFn dq = TileDotFor(a.wq.dtype, norm);
+  const TileDotFn dk = TileDotFor(a.wk.dtype, norm);
+  const TileDotFn dv = TileDotFor(a.wv.dtype, norm);
+  // Row tiles of each matrix; a tile never straddles two matrices, so a
+  // packed one is always read in whole 8-row groups.
+  const int64_t Tq = RowTiles(Nq), Tk = RowTiles(Nk), Tv = RowTiles(Nv);
   const int64_t half = D / 2;
-  ForTokenTiles(a.x, a.T, K, norm, a.eps,
-                [&](int64_t t0, int64_t tt, const float *inv) {
-                  // The "one linear": rows [0, Nq) of wq, then wk, then wv.
-                  tbb::parallel_for(
-                      Range(0, Nq + Nk + Nv, RowGrain(K)), [&](const Range &r) {
-                        const int64_t b = r.begin(), e = r.end();
-                        if (b < Nq)
-                          MatrixRows(dq, a.wq, a.x, t0, tt, a.norm, a.offset,
-                                     inv, b, std::min(e, Nq), a.q, Nq);
-                        if (e > Nq && b < Nq + Nk)
-                          MatrixRows(dk, a.wk, a.x, t0, tt, a.norm, a.offset,
-                                     inv, std::max(b, Nq) - Nq,
-                                     std::min(e, Nq + Nk) - Nq, a.k, Nk);
-                        if (e > Nq + Nk)
-                          MatrixRows(dv, a.wv, a.x, t0, tt, a.norm, a.offset,
-                                     inv, std::max(b, Nq + Nk) - Nq - Nk,
-                                     e - Nq - Nk, a.v, Nv);
-                      });
-                  // Epilogue per token: QK-norm, then RoPE with the rope op's
-                  // angles.
-                  tbb::parallel_for(Range(t0, t0 + tt), [&](const Range &r) {
-                    for (int64_t t = r.begin(); t < r.end(); ++t) {
-                      float *qt = a.q + t * Nq, *kt = a.k + t * Nk;
-                      if (a.q_norm)
-                        NormHeads(qt, a.H, D, a.q_norm, a.eps, a.offset);
-                      if (a.k_norm)
-                        NormHeads(kt, a.KV, D, a.k_norm, a.eps, a.offset);
-                      const double pos = double(a.past + t) / a.rope_scale;
-                      for (int64_t i = 0; i < half; ++i) {
-                        const double angle = pos * a.inv_freq[i];
-                        const float c = float(std::cos(angle));
-                        const float s = float(std::sin(angle));
-                        auto rotate = [&](float *y, int64_t heads) {
-                          for (int64_t h = 0; h < heads; ++h) {
-                            const float x0 = y[h * D + i];
-                            const float x1 = y[h * D + i + half];
-                            y[h * D + i] = x0 * c - x1 * s;
-                            y[h * D + i + half] = x1 * c + x0 * s;
-                          }
-                        };
-                        rotate(qt, a.H);
-                        rotate(kt, a.KV);
-                      }
-                    }
-                  });
-                });
+  ForTokenTiles(
+      a.x, a.T, K, norm, a.eps, [&](int64_t t0, int64_t tt, const float *inv) {
+        // The "one linear": tiles of wq, then wk, then wv.
+        tbb::parallel_for(
+            Range(0, Tq + Tk + Tv, TileGrain(K)), [&](const Range &r) {
+              const int64_t b = r.begin(), e = r.end();
+              if (b < Tq)
+                MatrixTiles(dq, a.wq, Nq, a.x, t0, tt, a.norm, a.offset, inv, b,
+                            std::min(e, Tq), a.q, Nq);
+              if (e > Tq && b < Tq + Tk)
+                MatrixTiles(dk, a.wk, Nk, a.x, t0, tt, a.norm, a.offset, inv,
+                            std::max(b, Tq) - Tq, std::min(e, Tq + Tk) - Tq,
+                            a.k, Nk);
+              if (e > Tq + Tk)
+                MatrixTiles(dv, a.wv, Nv, a.x, t0, tt, a.norm, a.offset, inv,
+                            std::max(b, Tq + Tk) - Tq - Tk, e - Tq - Tk, a.v,
+                            Nv);
+            });
+        // Epilogue per token: QK-norm, then RoPE with the rope op's
+        // angles.
+        tbb::parallel_for(Range(t0, t0 + tt), [&](const Range &r) {
+          for (int64_t t = r.begin(); t < r.end(); ++t) {
+            float *qt = a.q + t * Nq, *kt = a.k + t * Nk;
+            if (a.q_norm)
+              NormHeads(qt, a.H, D, a.q_norm, a.eps, a.offset);
+            if (a.k_norm)
+              NormHeads(kt, a.KV, D, a.k_norm, a.eps, a.offset);
+            const double pos = double(a.past + t) / a.rope_scale;
+            for (int64_t i = 0; i < half; ++i) {
+              const double angle = pos * a.inv_freq[i];
+              const float c = float(std::cos(angle));
+              const float s = float(std::sin(angle));
+              auto rotate = [&](float *y, int64_t heads) {
+                for (int64_t h = 0; h < heads; ++h) {
+                  const float x0 = y[h * D + i];
+                  const float x1 = y[h * D + i + half];
+                  y[h * D + i] = x0 * c - x1 * s;
+                  y[h * D + i + half] = x1 * c + x0 * s;
+                }
+              };
+              rotate(qt, a.H);
+              rotate(kt, a.KV);
+            }
+          }
+        });
+      });
 }
 
 void GatedMlp(const float *x, int64_t T, int64_t K, const float *norm,
@@ -167,28 +179,34 @@ void GatedMlp(const float *x, int64_t T, int64_t K, const float *norm,
               float offset, float *y) {
   const int64_t F = w_gate.rows;
   const bool folded = norm != nullptr;
-  const RowDotFn dg = RowDotFor(w_gate.dtype, folded);
-  const RowDotFn du = RowDotFor(w_up.dtype, folded);
-  ForTokenTiles(x, T, K, folded, eps,
-                [&](int64_t t0, int64_t tt, const float *inv) {
-                  // Two matrices per row: half linear's grain.
-                  const int64_t grain = std::max<int64_t>(1, RowGrain(K) / 2);
-                  tbb::parallel_for(Range(0, F, grain), [&](const Range &r) {
-                    for (int64_t n = r.begin(); n < r.end(); ++n)
-                      for (int64_t i = 0; i < tt; i += kTokenGroup) {
-                        const int64_t nt = std::min(kTokenGroup, tt - i);
-                        const float *xt = x + (t0 + i) * K;
-                        float g[kTokenGroup], u[kTokenGroup];
-                        dg(w_gate, n, xt, nt, norm, offset, g);
-                        du(w_up, n, xt, nt, norm, offset, u);
-                        for (int64_t j = 0; j < nt; ++j) {
-                          const float gj = inv ? g[j] * inv[i + j] : g[j];
-                          const float uj = inv ? u[j] * inv[i + j] : u[j];
-                          y[(t0 + i + j) * F + n] = Gelu(gj) * uj;
-                        }
-                      }
-                  });
-                });
+  const TileDotFn dg = TileDotFor(w_gate.dtype, folded);
+  const TileDotFn du = TileDotFor(w_up.dtype, folded);
+  ForTokenTiles(
+      x, T, K, folded, eps, [&](int64_t t0, int64_t tt, const float *inv) {
+        // Two matrices per tile: half linear's grain.
+        const int64_t grain = std::max<int64_t>(1, TileGrain(K) / 2);
+        tbb::parallel_for(Range(0, RowTiles(F), grain), [&](const Range &r) {
+          for (int64_t tile = r.begin(); tile < r.end(); ++tile) {
+            const int64_t n0 = tile * kRowTile;
+            const int64_t nr = std::min(kRowTile, F - n0);
+            for (int64_t i = 0; i < tt; i += kTokenGroup) {
+              const int64_t nt = std::min(kTokenGroup, tt - i);
+              const float *xt = x + (t0 + i) * K;
+              float g[kRowTile * kTokenGroup], u[kRowTile * kTokenGroup];
+              dg(w_gate, n0, nr, xt, nt, norm, offset, g);
+              du(w_up, n0, nr, xt, nt, norm, offset, u);
+              for (int64_t rr = 0; rr < nr; ++rr)
+                for (int64_t j = 0; j < nt; ++j) {
+                  const float gv = g[rr * kTokenGroup + j];
+                  const float uv = u[rr * kTokenGroup + j];
+                  const float gj = inv ? gv * inv[i + j] : gv;
+                  const float uj = inv ? uv * inv[i + j] : uv;
+                  y[(t0 + i + j) * F + n0 + rr] = Gelu(gj) * uj;
+                }
+            }
+          }
+        });
+      });
 }
 
 void FinalHead(const float *x, int64_t T, int64_t H, const float *norm,
@@ -199,20 +217,24 @@ void FinalHead(const float *x, int64_t T, int64_t H, const float *norm,
     x += (T - 1) * H;
     T = 1;
   }
-  const RowDotFn dot = RowDotFor(table.dtype, true);
-  ForTokenTiles(
-      x, T, H, true, eps, [&](int64_t t0, int64_t tt, const float *inv) {
-        tbb::parallel_for(Range(0, R, RowGrain(H)), [&](const Range &r) {
-          MatrixRows(dot, table, x, t0, tt, norm, offset, inv, r.begin(),
-                     r.end(), y, R);
-          if (softcap > 0.0f)
-            for (int64_t t = t0; t < t0 + tt; ++t)
-              for (int64_t n = r.begin(); n < r.end(); ++n) {
-                float &v = y[t * R + n];
-                v = softcap * std::tanh(v / softcap);
-              }
-        });
-      });
+  const TileDotFn dot = TileDotFor(table.dtype, true);
+  ForTokenTiles(x, T, H, true, eps,
+                [&](int64_t t0, int64_t tt, const float *inv) {
+                  tbb::parallel_for(
+                      Range(0, RowTiles(R), TileGrain(H)), [&](const Range &r) {
+                        MatrixTiles(dot, table, R, x, t0, tt, norm, offset, inv,
+                                    r.begin(), r.end(), y, R);
+                        if (softcap > 0.0f) {
+                          const int64_t n0 = r.begin() * kRowTile;
+                          const int64_t n1 = std::min(R, r.end() * kRowTile);
+                          for (int64_t t = t0; t < t0 + tt; ++t)
+                            for (int64_t n = n0; n < n1; ++n) {
+                              float &v = y[t * R + n];
+                              v = softcap * std::tanh(v / softcap);
+                            }
+                        }
+                      });
+                });
 }
 
 } // namespace gemmac::cpu

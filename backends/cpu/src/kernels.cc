@@ -144,16 +144,23 @@ void Linear(const float *x, int64_t T, int64_t K, const WeightMatrix &w,
     });
     return;
   }
-  const RowDotFn dot = RowDotFor(w.dtype, false);
-  tbb::parallel_for(Range(0, N, grain), [&](const Range &r) {
-    for (int64_t n = r.begin(); n < r.end(); ++n)
+  // Quantized: tiles of kRowTile rows (rows.h), each against groups of up
+  // to four tokens.
+  const TileDotFn dot = TileDotFor(w.dtype, false);
+  const int64_t tile_grain = std::max<int64_t>(1, grain / kRowTile);
+  tbb::parallel_for(Range(0, RowTiles(N), tile_grain), [&](const Range &r) {
+    for (int64_t tile = r.begin(); tile < r.end(); ++tile) {
+      const int64_t n0 = tile * kRowTile;
+      const int64_t nr = std::min(kRowTile, N - n0);
       for (int64_t t = 0; t < T; t += kTokenGroup) {
         const int64_t nt = std::min(kTokenGroup, T - t);
-        float o[kTokenGroup];
-        dot(w, n, x + t * K, nt, nullptr, 0.0f, o);
-        for (int64_t i = 0; i < nt; ++i)
-          y[(t + i) * N + n] = o[i];
+        float o[kRowTile * kTokenGroup];
+        dot(w, n0, nr, x + t * K, nt, nullptr, 0.0f, o);
+        for (int64_t j = 0; j < nr; ++j)
+          for (int64_t i = 0; i < nt; ++i)
+            y[(t + i) * N + n0 + j] = o[j * kTokenGroup + i];
       }
+    }
   });
 }
 

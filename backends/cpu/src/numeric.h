@@ -79,10 +79,11 @@ inline bool IsFloatWeightDType(int32_t dtype) {
          dtype == GEMMAC_DTYPE_F16;
 }
 
-// The block-quantized matrix formats of docs/quantization.md.
+// The block-quantized matrix formats of docs/quantization.md, packed
+// Q4G32R8 included.
 inline bool IsQuantDType(int32_t dtype) {
   return dtype == GEMMAC_DTYPE_Q8C || dtype == GEMMAC_DTYPE_Q4G32 ||
-         dtype == GEMMAC_DTYPE_Q4G128;
+         dtype == GEMMAC_DTYPE_Q4G128 || dtype == GEMMAC_DTYPE_Q4G32R8;
 }
 
 // Any dtype a matrix operand (linear, lm_head, embed tables) may have.
@@ -95,12 +96,19 @@ inline bool IsWeightDType(int32_t dtype) {
 inline int64_t GroupSize(int32_t dtype) {
   switch (dtype) {
   case GEMMAC_DTYPE_Q4G32:
+  case GEMMAC_DTYPE_Q4G32R8:
     return 32;
   case GEMMAC_DTYPE_Q4G128:
     return 128;
   default:
     return 1;
   }
+}
+
+// Rows a packed format interleaves; a matrix's rows must be a multiple of
+// it. 1 for the row-major formats.
+inline int64_t RowGroupSize(int32_t dtype) {
+  return dtype == GEMMAC_DTYPE_Q4G32R8 ? 8 : 1;
 }
 
 // Bytes of one element of a dense dtype; 0 for the block formats, whose
@@ -269,6 +277,37 @@ struct Q4G128Rows {
   }
 };
 
+// Q4G32R8: Q4G32's blocks with each group of 8 rows interleaved per
+// 32-column block: a 144-byte run of the 8 rows' f16 d, then their 8
+// qs[16]. This view reads one row (embed's lookup, and any caller that
+// walks rows); the 8-row kernels of rows.cc read whole runs instead.
+struct Q4G32R8Rows {
+  static constexpr int64_t kBlock = 32;
+  static constexpr int64_t kRows = 8;
+  static constexpr int64_t kRunBytes = 144; // 8 * (2 + 16)
+  static constexpr bool kHasBlockScale = true;
+  static constexpr bool kHasMin = false;
+  static constexpr bool kHasRowScale = false;
+  const uint8_t *base;
+  int64_t group_bytes; // one group of 8 rows: cols / 32 runs
+  explicit Q4G32R8Rows(const WeightMatrix &m)
+      : base(static_cast<const uint8_t *>(m.data)),
+        group_bytes(m.cols / kBlock * kRunBytes) {}
+  float RowScale(int64_t) const { return 1.0f; }
+  BlockTerms Decode(int64_t n, int64_t k0, int64_t, float *v) const {
+    const uint8_t *run =
+        base + (n / kRows) * group_bytes + k0 / kBlock * kRunBytes;
+    const int64_t i = n % kRows;
+    const uint8_t *qs = run + 2 * kRows + 16 * i;
+#pragma omp simd
+    for (int j = 0; j < 16; ++j) {
+      v[j] = float(int(qs[j] & 15) - 8);
+      v[j + 16] = float(int(qs[j] >> 4) - 8);
+    }
+    return {LoadF16(run + 2 * i), 0.0f};
+  }
+};
+
 // Writes the f32 weights w[n][k0, k0 + len) of any format (embed's row
 // lookup): the block's values with its scale applied, one f32 operation
 // per term, exactly the formula of docs/quantization.md.
@@ -310,6 +349,9 @@ template <typename Fn> void DispatchRows(const WeightMatrix &m, Fn &&fn) {
     break;
   case GEMMAC_DTYPE_Q4G128:
     fn(Q4G128Rows(m));
+    break;
+  case GEMMAC_DTYPE_Q4G32R8:
+    fn(Q4G32R8Rows(m));
     break;
   default:
     fn(FloatRows<Weight<GEMMAC_DTYPE_F32>>(m));

@@ -102,6 +102,8 @@ const char *DTypeName(int32_t dtype) {
     return "q4g32";
   case GEMMAC_DTYPE_Q4G128:
     return "q4g128";
+  case GEMMAC_DTYPE_Q4G32R8:
+    return "q4g32r8";
   case GEMMAC_DTYPE_NONE:
     return "none (absent)";
   default:
@@ -164,7 +166,7 @@ Signature Sig(std::initializer_list<Operand> ins,
 const char *ExpectedDTypes(int32_t want) {
   switch (want) {
   case kAnyWeight:
-    return "f32, bf16, f16, q8c, q4g32 or q4g128";
+    return "f32, bf16, f16, q8c, q4g32, q4g128 or q4g32r8";
   case kFloatWeight:
     return "f32, bf16 or f16";
   default:
@@ -505,7 +507,8 @@ public:
 
   // A matrix operand [rows, cols] (dims < 0 accept any size) of a weight
   // dtype; a quantized one must be rank 2 with cols a multiple of its
-  // format's group size.
+  // format's group size, and a packed one rows a multiple of its row group
+  // (the 8-row kernels read whole groups).
   bool Matrix(const View &v, const char *operand, int64_t rows, int64_t cols,
               const char *why, WeightMatrix *m) {
     if (IsQuantDType(v.dtype)) {
@@ -519,6 +522,12 @@ public:
                     "of the format's group size %lld",
                     operand, DTypeName(v.dtype), (long long)v.shape[0],
                     (long long)v.shape[1], (long long)g);
+      const int64_t rg = RowGroupSize(v.dtype);
+      if (v.shape[0] % rg != 0)
+        return Fail("%s is %s [%lld,%lld], expected rows to be a multiple "
+                    "of %lld (the rows the format packs together)",
+                    operand, DTypeName(v.dtype), (long long)v.shape[0],
+                    (long long)v.shape[1], (long long)rg);
     }
     if (!Shape2(v, operand, rows, cols, why))
       return false;

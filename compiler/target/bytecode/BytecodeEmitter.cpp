@@ -70,12 +70,14 @@ FailureOr<fbs::DType> dtypeOf(Type element) {
     return fbs::DType::Q4G32;
   if (isa<gemma::Q4G128Type>(element))
     return fbs::DType::Q4G128;
+  if (isa<gemma::Q4G32R8Type>(element))
+    return fbs::DType::Q4G32R8;
   return failure();
 }
 
 bool isQuantized(fbs::DType d) {
   return d == fbs::DType::Q8C || d == fbs::DType::Q4G32 ||
-         d == fbs::DType::Q4G128;
+         d == fbs::DType::Q4G128 || d == fbs::DType::Q4G32R8;
 }
 
 /// "q4g32": the spelling of required_features ("dtype:q4g32") and of the
@@ -234,8 +236,8 @@ FailureOr<uint32_t> Emitter::weightTensor(gemma::WeightOp op) {
   FailureOr<fbs::DType> dtype = dtypeOf(type.getElementType());
   if (failed(dtype) || *dtype == fbs::DType::I32)
     return op.emitOpError() << "weight element type must be f32, bf16, f16, "
-                               "!gemma.q8c, !gemma.q4g32 or !gemma.q4g128, "
-                               "got "
+                               "!gemma.q8c, !gemma.q4g32, !gemma.q4g128 or "
+                               "!gemma.q4g32r8, got "
                             << type.getElementType();
   WeightInfo info;
   info.op = op;
@@ -856,20 +858,28 @@ LogicalResult Emitter::writeWeights(llvm::raw_fd_ostream &os) {
 /// Quantizes `w` from its mapped source bytes while writing it, a batch of
 /// rows at a time: the tensor is never held whole, in f32 or in its module
 /// form. Q8C's scales follow all its rows, so they are kept (4 bytes a row)
-/// and written last.
+/// and written last. Q4G32R8 rows are quantized exactly as Q4G32 and each
+/// group of 8 is then interleaved (batches are whole groups; the layout has
+/// the same size, so rowBytes is the Q4G32 one).
 LogicalResult Emitter::writeQuantized(WeightInfo &w, const unsigned char *src,
                                       llvm::raw_fd_ostream &os, uint64_t &hash,
                                       uint64_t &done, uint64_t total) {
   StringRef name = w.op.getName();
   const uint64_t rows = w.rows, cols = w.cols;
   const size_t inElem = weightFormatBytes(w.source);
+  const bool packed = w.dtype == fbs::DType::Q4G32R8;
+  const bool q4g32 = w.dtype == fbs::DType::Q4G32 || packed;
   const uint64_t rowBytes = w.dtype == fbs::DType::Q8C ? cols
-                            : w.dtype == fbs::DType::Q4G32
-                                ? cols / kQ4G32Block * kQ4G32BlockBytes
-                                : cols / kQ4G128Block * kQ4G128BlockBytes;
-  const uint64_t batch = std::max<uint64_t>(1, (1u << 20) / cols);
+                            : q4g32 ? cols / kQ4G32Block * kQ4G32BlockBytes
+                                    : cols / kQ4G128Block * kQ4G128BlockBytes;
+  uint64_t batch = std::max<uint64_t>(1, (1u << 20) / cols);
+  // rows % 8 == 0 (gemmac_weight_bytes refused anything else), so batches
+  // of whole groups leave a last batch of whole groups too.
+  if (packed)
+    batch = alignUp(batch, kQ4G32R8Rows);
   std::vector<float> row(cols);
   std::vector<unsigned char> out(std::min(batch, rows) * rowBytes);
+  std::vector<unsigned char> interleaved(packed ? out.size() : 0);
   std::vector<float> scales;
   if (w.dtype == fbs::DType::Q8C)
     scales.reserve(rows);
@@ -903,7 +913,7 @@ LogicalResult Emitter::writeQuantized(WeightInfo &w, const unsigned char *src,
       if (w.dtype == fbs::DType::Q8C)
         scales.push_back(
             quantizeRowQ8C(row.data(), cols, reinterpret_cast<int8_t *>(dst)));
-      else if (w.dtype == fbs::DType::Q4G32)
+      else if (q4g32)
         ok = quantizeRowQ4G32(row.data(), cols, dst);
       else
         ok = quantizeRowQ4G128(row.data(), cols, dst);
@@ -914,8 +924,15 @@ LogicalResult Emitter::writeQuantized(WeightInfo &w, const unsigned char *src,
                << " (the largest f16 is 65504); store it as q8 or a float "
                   "dtype instead";
     }
-    hash = Fnv1a64(out.data(), n * rowBytes, hash);
-    os.write(reinterpret_cast<const char *>(out.data()), n * rowBytes);
+    const unsigned char *bytes = out.data();
+    if (packed) {
+      for (uint64_t g = 0; g < n; g += kQ4G32R8Rows)
+        packQ4G32R8(out.data() + g * rowBytes, cols,
+                    interleaved.data() + g * rowBytes);
+      bytes = interleaved.data();
+    }
+    hash = Fnv1a64(bytes, n * rowBytes, hash);
+    os.write(reinterpret_cast<const char *>(bytes), n * rowBytes);
     done += n * rowBytes;
     progress(done, total, false);
   }

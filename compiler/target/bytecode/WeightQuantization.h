@@ -1,10 +1,11 @@
 //===- WeightQuantization.h - the compiler's quantizers ---------*- C++ -*-===//
 //
 // Quantizes rows of f32 weights into the block formats of
-// docs/quantization.md (Q8C, Q4G32, Q4G128). The bytecode emitter calls these
-// row by row while it streams a weight into the module; the unit test
-// (test/unit/compiler/quantization_test.cc) checks them against its own
-// reading of the spec. Rounding is to nearest with ties away from zero
+// docs/quantization.md (Q8C, Q4G32, Q4G128), and packs Q4G32 rows into the
+// CPU's Q4G32R8 layout. The bytecode emitter calls these row by row (eight
+// rows at a time when packing) while it streams a weight into the module; the
+// unit test (test/unit/compiler/quantization_test.cc) checks them against its
+// own reading of the spec. Rounding is to nearest with ties away from zero
 // (roundf), and the 4-bit formats pick each nibble against the f16-rounded
 // scale (and minimum) they store, so a value is reconstructed from exactly
 // the numbers its nibble was chosen for.
@@ -27,6 +28,9 @@ namespace gemmac {
 /// values, Q4G128 f16 d + f16 m + 64 bytes for 128.
 inline constexpr size_t kQ4G32Block = 32, kQ4G32BlockBytes = 18;
 inline constexpr size_t kQ4G128Block = 128, kQ4G128BlockBytes = 68;
+/// Q4G32R8 packs groups of 8 rows: per 32-column block, one run of the 8
+/// rows' f16 scales (16 bytes) then their 8 nibble arrays (128 bytes).
+inline constexpr size_t kQ4G32R8Rows = 8, kQ4G32R8RunBytes = 144;
 
 namespace detail {
 inline bool finiteF16(uint16_t h) { return (h & 0x7c00u) != 0x7c00u; }
@@ -145,6 +149,24 @@ inline bool quantizeRowQ4G128(const float *x, size_t cols, unsigned char *out) {
           nibbles[j] | nibbles[j + kQ4G128Block / 2] << 4);
   }
   return ok;
+}
+
+/// Q4G32R8 of 8 Q4G32 rows: `rows` holds the 8 rows' Q4G32 bytes one after
+/// the other (`cols / 32 * 18` each), `out` receives `cols / 32 * 144` bytes.
+/// Run b holds block b of rows 0..7: their 8 f16 d, then their 8 qs[16],
+/// each copied unchanged, so the values are exactly the Q4G32 ones.
+inline void packQ4G32R8(const unsigned char *rows, size_t cols,
+                        unsigned char *out) {
+  const size_t blocks = cols / kQ4G32Block;
+  const size_t rowBytes = blocks * kQ4G32BlockBytes;
+  for (size_t b = 0; b < blocks; ++b) {
+    unsigned char *run = out + b * kQ4G32R8RunBytes;
+    for (size_t r = 0; r < kQ4G32R8Rows; ++r) {
+      const unsigned char *blk = rows + r * rowBytes + b * kQ4G32BlockBytes;
+      std::memcpy(run + 2 * r, blk, 2);
+      std::memcpy(run + 2 * kQ4G32R8Rows + 16 * r, blk + 2, 16);
+    }
+  }
 }
 
 } // namespace gemmac

@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 #define GEMMAC_PLUGIN_ABI_MAJOR 1
-#define GEMMAC_PLUGIN_ABI_MINOR 1
+#define GEMMAC_PLUGIN_ABI_MINOR 2
 
 #if defined(_WIN32)
 #define GEMMAC_PLUGIN_EXPORT __declspec(dllexport)
@@ -49,6 +49,13 @@ extern "C" {
  *   Q4G128: per row, cols/128 blocks of 68 bytes: f16 d, f16 m, u8 qs[64];
  *           element j is (j < 64 ? qs[j] & 15 : qs[j-64] >> 4),
  *           w = nibble * d + m.
+ *   Q4G32R8 (ABI 1.2): Q4G32's values and blocks, packed for kernels that
+ *           compute 8 output rows at once; rows % 8 == 0. For each group of
+ *           8 rows, for each 32-column block b, 144 bytes: the 8 rows' f16
+ *           d (16 bytes), then the 8 rows' u8 qs[16] (128 bytes), rows in
+ *           order. Byte offset of row r's block b: group g = r / 8, i = r % 8,
+ *           run = (g * cols/32 + b) * 144; d at run + 2 * i, qs at
+ *           run + 16 + 16 * i. Same size as Q4G32.
  *   I8:     KV cache only: int8 values with f32 scales (gemmac_kv_cache). */
 typedef enum gemmac_dtype {
   GEMMAC_DTYPE_F32 = 0,
@@ -59,11 +66,13 @@ typedef enum gemmac_dtype {
   GEMMAC_DTYPE_Q8C = 5,
   GEMMAC_DTYPE_Q4G32 = 6,
   GEMMAC_DTYPE_Q4G128 = 7,
-  GEMMAC_DTYPE_COUNT_ = 8,
+  GEMMAC_DTYPE_Q4G32R8 = 8, /* ABI 1.2 */
+  GEMMAC_DTYPE_COUNT_ = 9,
 } gemmac_dtype;
 
 /* Bytes of a [rows, cols] weight of `dtype`, or -1 when `cols` does not fit
- * the format's group size (or the dtype is not a weight type). */
+ * the format's group size, `rows` its row group (Q4G32R8: 8), or the dtype is
+ * not a weight type. */
 static inline int64_t gemmac_weight_bytes(int32_t dtype, int64_t rows,
                                           int64_t cols) {
   switch (dtype) {
@@ -78,6 +87,8 @@ static inline int64_t gemmac_weight_bytes(int32_t dtype, int64_t rows,
     return cols % 32 ? -1 : rows * (cols / 32) * 18;
   case GEMMAC_DTYPE_Q4G128:
     return cols % 128 ? -1 : rows * (cols / 128) * 68;
+  case GEMMAC_DTYPE_Q4G32R8:
+    return (cols % 32 || rows % 8) ? -1 : rows * (cols / 32) * 18;
   default:
     return -1;
   }

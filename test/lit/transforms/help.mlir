@@ -9,6 +9,7 @@
 // CHECK: --gemma-fuse-final-head {{ *}}- {{ *}}Fuse the final norm, the tied head and the final soft-cap
 // CHECK: --gemma-fuse-gated-mlp {{ *}}- {{ *}}Fuse gate/up projections and GeGLU into gemma.gated_mlp
 // CHECK: --gemma-fuse-qkv {{ *}}- {{ *}}Fuse q/k/v projections, QK-norm and RoPE into gemma.qkv_proj
+// CHECK: --gemma-pack-weights {{ *}}- {{ *}}Give quantized weights the layout the target plugin's kernels read, so loading never repacks
 // CHECK: --gemma-plan-memory {{ *}}- {{ *}}Assign activations to offsets in a reused arena by liveness
 // CHECK: --gemma-quantize {{ *}}- {{ *}}Give every weight its storage type: a float dtype or a quantized one
 // CHECK: --gemma-verify-model {{ *}}- {{ *}}Check model-level invariants that op verifiers cannot see

@@ -160,6 +160,8 @@ const char *DTypeName(int32_t dtype) {
     return "q4g32";
   case GEMMAC_DTYPE_Q4G128:
     return "q4g128";
+  case GEMMAC_DTYPE_Q4G32R8:
+    return "q4g32r8";
   case GEMMAC_DTYPE_NONE:
     return "none";
   default:
@@ -178,7 +180,23 @@ gemmac_tensor Absent() {
 
 bool IsQuant(int32_t dtype) {
   return dtype == GEMMAC_DTYPE_Q8C || dtype == GEMMAC_DTYPE_Q4G32 ||
-         dtype == GEMMAC_DTYPE_Q4G128;
+         dtype == GEMMAC_DTYPE_Q4G128 || dtype == GEMMAC_DTYPE_Q4G32R8;
+}
+
+std::vector<uint8_t> PackQ4G32R8(int64_t rows, int64_t cols,
+                                 const std::vector<uint8_t> &q4g32) {
+  // Run (g, b) = group g of 8 rows, 32-column block b: bytes
+  // [(g * cols/32 + b) * 144, +144): the 8 rows' d, then the 8 rows' qs.
+  const int64_t blocks = cols / 32;
+  std::vector<uint8_t> out(q4g32.size());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const uint8_t *blk = &q4g32[size_t((r * blocks + b) * 18)];
+      uint8_t *run = &out[size_t(((r / 8) * blocks + b) * 144)];
+      std::memcpy(run + 2 * (r % 8), blk, 2);
+      std::memcpy(run + 16 + 16 * (r % 8), blk + 2, 16);
+    }
+  return out;
 }
 
 namespace {
@@ -274,6 +292,11 @@ Weights QuantizeMatrix(int32_t dtype, int64_t rows, int64_t cols,
       }
     break;
   }
+  case GEMMAC_DTYPE_Q4G32R8:
+    // Q4G32's bytes, interleaved by groups of 8 rows.
+    w.bytes = PackQ4G32R8(
+        rows, cols, QuantizeMatrix(GEMMAC_DTYPE_Q4G32, rows, cols, src).bytes);
+    break;
   case GEMMAC_DTYPE_Q4G128: {
     // Blocks of {f16 d, f16 m, u8 qs[64]}; m = min, d = (max - min) / 15;
     // nibble = round((w - m) / d), clamped to [0, 15].
@@ -334,6 +357,15 @@ std::vector<double> DequantizeMatrix(int32_t dtype, int64_t rows, int64_t cols,
         const size_t at = size_t((r * (cols / 32) + c / 32) * 18);
         const int nib = Nibble(bytes.data() + at + 2, 32, int(c % 32));
         v[i] = (nib - 8) * F16ToDouble(GetU16(bytes, at));
+        break;
+      }
+      case GEMMAC_DTYPE_Q4G32R8: {
+        // Row r's block lives in run (r / 8, c / 32): its d at 2 * (r % 8),
+        // its qs at 16 + 16 * (r % 8).
+        const size_t run = size_t(((r / 8) * (cols / 32) + c / 32) * 144);
+        const int nib =
+            Nibble(bytes.data() + run + 16 + 16 * (r % 8), 32, int(c % 32));
+        v[i] = (nib - 8) * F16ToDouble(GetU16(bytes, run + 2 * (r % 8)));
         break;
       }
       case GEMMAC_DTYPE_Q4G128: {

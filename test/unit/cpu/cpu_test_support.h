@@ -55,6 +55,10 @@ bool IsQuant(int32_t dtype);
 // from DequantizeMatrix of those bytes.
 Weights QuantizeMatrix(int32_t dtype, int64_t rows, int64_t cols,
                        const std::vector<float> &src);
+// The Q4G32R8 layout of a Q4G32 matrix (rows % 8 == 0): the same blocks,
+// moved to docs/quantization.md's "Packed layouts" order.
+std::vector<uint8_t> PackQ4G32R8(int64_t rows, int64_t cols,
+                                 const std::vector<uint8_t> &q4g32);
 // Uniform values in [lo, hi), quantized.
 Weights MakeMatrix(int32_t dtype, int64_t rows, int64_t cols, std::mt19937 &rng,
                    float lo, float hi);

@@ -37,7 +37,7 @@ TEST_P(ErrorsTest, UnsupportedDTypes) {
   EXPECT_THAT(
       Refused(GEMMAC_OP_LINEAR, Attrs(), {F, I}, GEMMAC_PLUGIN_UNSUPPORTED),
       HasSubstr("linear: input w has dtype i32 (3), expected f32, "
-                "bf16, f16, q8c, q4g32 or q4g128"));
+                "bf16, f16, q8c, q4g32, q4g128 or q4g32r8"));
   // Norm weights are element-wise: a block format is refused.
   EXPECT_THAT(Refused(GEMMAC_OP_RMS_NORM, Attrs(), {F, GEMMAC_DTYPE_Q8C},
                       GEMMAC_PLUGIN_UNSUPPORTED),

@@ -298,8 +298,8 @@ TEST(Loader, ChecksumMismatchIsReportedOnlyWhenAsked) {
 // KV, one-row prefill logits, required features -------------------------
 
 TEST(Loader, ModulesWithEveryNewFeatureLoad) {
-  for (schema::DType d :
-       {schema::DType::Q8C, schema::DType::Q4G32, schema::DType::Q4G128}) {
+  for (schema::DType d : {schema::DType::Q8C, schema::DType::Q4G32,
+                          schema::DType::Q4G128, schema::DType::Q4G32R8}) {
     TinyConfig cfg = AllNewFeatures(d);
     TestModule tm = BuildTinyGemma(cfg);
     std::string path = TempPath("all_new.gmc");
@@ -344,11 +344,15 @@ TEST(Loader, DTypeNamesAndSizes) {
   EXPECT_STREQ(DTypeName(schema::DType::Q8C), "q8c");
   EXPECT_STREQ(DTypeName(schema::DType::Q4G32), "q4g32");
   EXPECT_STREQ(DTypeName(schema::DType::Q4G128), "q4g128");
+  EXPECT_STREQ(DTypeName(schema::DType::Q4G32R8), "q4g32r8");
   EXPECT_STREQ(DTypeName(static_cast<schema::DType>(99)), "unknown");
   EXPECT_EQ(DTypeSize(schema::DType::I8), 1u);
   EXPECT_EQ(DTypeSize(schema::DType::Q4G32), 0u); // a block format
+  EXPECT_EQ(DTypeSize(schema::DType::Q4G32R8), 0u);
   EXPECT_FALSE(IsWeightDType(schema::DType::I8));
   EXPECT_TRUE(IsWeightDType(schema::DType::Q4G128));
+  EXPECT_TRUE(IsWeightDType(schema::DType::Q4G32R8));
+  EXPECT_TRUE(IsQuantizedDType(schema::DType::Q4G32R8));
 }
 
 TEST(Loader, QuantizedWeightErrors) {
@@ -372,6 +376,36 @@ TEST(Loader, QuantizedWeightErrors) {
        {"'l0.q'",
         "q4g32[24,48]: cols 48 is not a multiple of the 32-element group "
         "of q4g32"}},
+      // The packed layout: rows in whole groups of 8, cols in whole blocks
+      // of 32, and Q4G32's size.
+      {"r8rows",
+       schema::DType::Q4G32R8,
+       [](TestModule &m) {
+         // 36 rows: four and a half groups of 8 (the bytes stay those of
+         // [32,32], so only the rows rule can fail first).
+         TensorNamed(m, "l0.q").shape = {36, 32};
+       },
+       {"'l0.q'",
+        "q4g32r8[36,32]: rows 36 is not a multiple of 8 (the rows q4g32r8 "
+        "packs together)"}},
+      {"r8cols",
+       schema::DType::Q4G32R8,
+       [](TestModule &m) {
+         TensorNamed(m, "l0.q").shape = {24, 48};
+       },
+       {"'l0.q'",
+        "q4g32r8[24,48]: cols 48 is not a multiple of the 32-element group "
+        "of q4g32r8"}},
+      {"r8size",
+       schema::DType::Q4G32R8,
+       [](TestModule &m) { TensorNamed(m, "l0.q").size_bytes -= 144; },
+       {"'l0.q'", "size_bytes 432 but [32,32] q4g32r8 needs 576"}},
+      {"r8arena",
+       schema::DType::Q4G32R8,
+       [](TestModule &m) {
+         TensorNamed(m, "l0.q.out").dtype = schema::DType::Q4G32R8;
+       },
+       {"'l0.q.out'", "an arena tensor of dtype q4g32r8"}},
       {"q4g128cols",
        schema::DType::Q4G128,
        [](TestModule &m) {
@@ -614,7 +648,7 @@ TEST(Loader, EveryKnownFeatureIsAccepted) {
   for (const char *f :
        {"op:embed", "op:rms_norm", "op:lm_head", "op:add_rms_norm",
         "op:qkv_proj", "op:gated_mlp", "op:final_head", "dtype:q8c",
-        "dtype:q4g32", "dtype:q4g128", "kv:i8", "kv:f32"})
+        "dtype:q4g32", "dtype:q4g128", "dtype:q4g32r8", "kv:i8", "kv:f32"})
     EXPECT_NE(std::find(known.begin(), known.end(), f), known.end()) << f;
   Status s = LoadMutated(
       "known.gmc", [&](TestModule &m) { m.program.required_features = known; });

@@ -56,11 +56,21 @@ float Load(const void *p, int32_t dtype, int64_t i) {
 // plugin.h / docs/quantization.md are decoded one element at a time.
 float WeightAt(const gemmac_tensor &w, int64_t i) {
   if (w.dtype != GEMMAC_DTYPE_Q8C && w.dtype != GEMMAC_DTYPE_Q4G32 &&
-      w.dtype != GEMMAC_DTYPE_Q4G128)
+      w.dtype != GEMMAC_DTYPE_Q4G128 && w.dtype != GEMMAC_DTYPE_Q4G32R8)
     return Load(w.data, w.dtype, i);
   const uint8_t *base = static_cast<const uint8_t *>(w.data);
   int64_t rows = w.shape[0], cols = w.shape[1];
   int64_t r = i / cols, c = i % cols;
+  if (w.dtype == GEMMAC_DTYPE_Q4G32R8) {
+    // Q4G32 blocks in 144-byte runs of 8 rows: 8 f16 d, then 8 qs[16].
+    const uint8_t *run = base + ((r / 8) * (cols / 32) + c / 32) * 144;
+    uint16_t dh;
+    std::memcpy(&dh, run + 2 * (r % 8), 2);
+    const uint8_t *qs = run + 16 + 16 * (r % 8);
+    int64_t j = c % 32;
+    int nib = j < 16 ? qs[j] & 15 : qs[j - 16] >> 4;
+    return float(nib - 8) * Half(dh);
+  }
   if (w.dtype == GEMMAC_DTYPE_Q8C) {
     float scale;
     std::memcpy(&scale, base + rows * cols + 4 * r, 4);

@@ -38,7 +38,7 @@ struct Builder {
       m->weights.push_back(0);
     uint64_t off = m->weights.size();
     if (dtype == DType::Q8C || dtype == DType::Q4G32 ||
-        dtype == DType::Q4G128) {
+        dtype == DType::Q4G128 || dtype == DType::Q4G32R8) {
       if (shape.size() != 2)
         throw std::runtime_error(name + ": a quantized weight is 2-D");
       for (float &v : vals)
@@ -187,6 +187,26 @@ std::vector<float> QuantizeMatrix(const std::vector<float> &w, int64_t rows,
       out->insert(out->end(), b, b + 4);
     }
     return deq;
+  }
+  if (dtype == DType::Q4G32R8) {
+    // Q4G32's blocks, moved so that each group of 8 rows stores, per
+    // 32-column block, the 8 rows' f16 d and then their 16-byte qs.
+    if (rows % 8 != 0)
+      throw std::runtime_error("QuantizeMatrix: q4g32r8 rows not a multiple "
+                               "of 8");
+    std::vector<uint8_t> q4;
+    std::vector<float> deq4 = QuantizeMatrix(w, rows, cols, DType::Q4G32, &q4);
+    const int64_t blocks = cols / 32;
+    const size_t start = out->size();
+    out->resize(start + q4.size());
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t b = 0; b < blocks; ++b) {
+        const uint8_t *blk = &q4[size_t((r * blocks + b) * 18)];
+        uint8_t *run = out->data() + start + ((r / 8) * blocks + b) * 144;
+        std::memcpy(run + 2 * (r % 8), blk, 2);
+        std::memcpy(run + 16 + 16 * (r % 8), blk + 2, 16);
+      }
+    return deq4;
   }
   const int64_t G = dtype == DType::Q4G32 ? 32 : 128;
   if (dtype != DType::Q4G32 && dtype != DType::Q4G128)
@@ -504,7 +524,10 @@ TestModule BuildTinyGemma(const TinyConfig &cfg) {
       p.required_features.push_back(f);
   };
   static const std::map<DType, std::string> kQuantName = {
-      {DType::Q8C, "q8c"}, {DType::Q4G32, "q4g32"}, {DType::Q4G128, "q4g128"}};
+      {DType::Q8C, "q8c"},
+      {DType::Q4G32, "q4g32"},
+      {DType::Q4G128, "q4g128"},
+      {DType::Q4G32R8, "q4g32r8"}};
   if (cfg.fused)
     for (const char *f :
          {"op:qkv_proj", "op:add_rms_norm", "op:gated_mlp", "op:final_head"})

@@ -68,8 +68,8 @@ uint16_t FloatToHalf(float f);
 float HalfToFloat(uint16_t h);
 
 // Quantizes a row-major [rows, cols] matrix into `dtype`'s layout (Q8C,
-// Q4G32, Q4G128; docs/quantization.md), appending the bytes to *out, and
-// returns the matrix those bytes decode to.
+// Q4G32, Q4G128, or Q4G32R8 with rows a multiple of 8; docs/quantization.md),
+// appending the bytes to *out, and returns the matrix those bytes decode to.
 std::vector<float> QuantizeMatrix(const std::vector<float> &w, int64_t rows,
                                   int64_t cols, schema::DType dtype,
                                   std::vector<uint8_t> *out);

@@ -339,7 +339,8 @@ TEST_F(Vm11Test, QuantizedWeightsMatchTheDequantizedReference) {
   for (const Case &c :
        {Case{schema::DType::Q8C, schema::DType::F32, false},
         Case{schema::DType::Q4G32, schema::DType::Q8C, true},
-        Case{schema::DType::Q4G128, schema::DType::Q4G128, true}}) {
+        Case{schema::DType::Q4G128, schema::DType::Q4G128, true},
+        Case{schema::DType::Q4G32R8, schema::DType::F32, true}}) {
     SCOPED_TRACE(std::string(DTypeName(c.linear)) + ", embed " +
                  DTypeName(c.embed));
     TinyConfig cfg;
@@ -443,8 +444,8 @@ TEST_F(Vm11Test, CpuBackendRunsFusedQuantizedInt8Modules) {
   PluginRegistry cpu;
   Status st = cpu.LoadFile(GEMMAC_CPU_SO);
   ASSERT_TRUE(st.ok()) << st.message();
-  for (schema::DType d :
-       {schema::DType::Q8C, schema::DType::Q4G32, schema::DType::Q4G128}) {
+  for (schema::DType d : {schema::DType::Q8C, schema::DType::Q4G32,
+                          schema::DType::Q4G128, schema::DType::Q4G32R8}) {
     SCOPED_TRACE(DTypeName(d));
     TinyConfig cfg;
     cfg.hidden = d == schema::DType::Q4G128 ? 128 : 32;

@@ -13,6 +13,8 @@ converted or quantized here, independently, from docs/quantization.md:
   Q4G128  per 128-block: m = f16(min), d = f16((max - min) / 15) (0 if max == min),
           nibble = clamp(round((w - m) / d), 0, 15) (0 if d == 0); 68-byte blocks
           f16 d, f16 m, qs[64]
+  Q4G32R8 Q4G32's blocks, rows in groups of 8: per group, per 32-column block,
+          a 144-byte run of the 8 rows' f16 d, then the 8 rows' qs[16]
 
 `round` is to nearest, ties away from zero (C's roundf), computed in float64
 from the float32 quotient, which numpy forms exactly as C does.
@@ -127,7 +129,19 @@ def q4g128(w):
     return blocks.tobytes(), deq.reshape(rows, cols), np.broadcast_to(d, b.shape).reshape(rows, cols)
 
 
-QUANT = {"Q8C": q8c, "Q4G32": q4g32, "Q4G128": q4g128}
+def q4g32r8(w):
+    rows, cols = w.shape
+    if rows % 8:
+        fail("a Q4G32R8 weight of %d rows (not a multiple of 8)" % rows)
+    blocks, deq, step = q4g32(w)
+    b = np.frombuffer(blocks, np.uint8).reshape(rows // 8, 8, cols // 32, 18)
+    b = b.transpose(0, 2, 1, 3)  # [group, block, row in group, 18 bytes]
+    d = b[..., :2].reshape(rows // 8, cols // 32, 16)
+    qs = b[..., 2:].reshape(rows // 8, cols // 32, 128)
+    return np.concatenate([d, qs], axis=2).tobytes(), deq, step
+
+
+QUANT = {"Q8C": q8c, "Q4G32": q4g32, "Q4G128": q4g128, "Q4G32R8": q4g32r8}
 segs = m["segments"]
 by_dtype = {}
 worst = {}

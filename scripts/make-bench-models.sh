@@ -11,7 +11,7 @@
 #
 #   scripts/make-bench-models.sh OUTDIR
 #
-# Needs about 10 GB of free disk in OUTDIR and about 13 GB of free memory
+# Needs about 10 GB of free disk in OUTDIR and about 12 GB of free memory
 # while the checkpoint is written (make_checkpoint.py draws the weights in
 # float64). Takes a few minutes on two cores. Outputs that already exist are
 # kept (delete them to remake them). Not run in CI: the models are meant to be

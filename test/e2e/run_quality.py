@@ -101,17 +101,17 @@ ENABLED = ["bf16", "q8", "q4", "q4z"]
 # 0); min top-1 leaves 3x the measured disagreement (bf16, q8) or, where that would
 # go below 0, is 3/4 of the measured agreement (q4, q4z; still twice the 24 % of an
 # unrelated model).
-# q8, q4 and q4z were measured on their twins (the weights rounded in NumPy, compiled
-# as f32) before `gemma-compile --quant` existed; check 4 holds a real module within
-# TWIN_MAX_KLD of its twin, so its numbers are the twin's. Re-measure once it exists.
+# Measured on the modules with the CPU kernels' default Q8 activations
+# (docs/quantization.md, "Kernel arithmetic"); q8's numbers include that
+# rounding (its weights alone, in the f32-activation mode: 2.09e-3, 96.86 %).
 #            measured:  mean KLD   p99 KLD   top-1
-#   bf16 (module)       1.356e-4   4.79e-4   99.29 %
-#   q8   (twin)         2.086e-3   7.41e-3   96.86 %
-#   q4   (twin)         0.3405     1.122     65.10 %
-#   q4z  (twin)         0.4768     1.635     62.82 %
+#   bf16                1.356e-4   4.79e-4   99.29 %
+#   q8                  3.097e-3   1.195e-2  96.00 %
+#   q4                  0.3412     1.134     65.02 %
+#   q4z                 0.4788     1.578     62.59 %
 BOUNDS = {
     "bf16": (4.5e-5, 4e-4, 1.2e-3, 97.5),
-    "q8": (7e-4, 6e-3, 1.85e-2, 90.5),
+    "q8": (1e-3, 9e-3, 3e-2, 88.0),
     "q4": (0.11, 1.0, 2.8, 48.0),
     "q4z": (0.16, 1.4, 4.0, 47.0),
 }
@@ -124,12 +124,22 @@ BOUNDS = {
 # 9.8e-3 for q4z) where docs/quantization.md rounds against the stored f16 values: a
 # module must match its twin, not merely come close. Measured: 1e-12 (q4), 8e-12 (q4z).
 TWIN_MAX_KLD = 1e-5
+# Check 4 runs with the CPU kernels' f32-activation mode (docs/quantization.md,
+# "Kernel arithmetic"): quantized weights then meet the f32 activations, as
+# in the twin. In the default mode they meet the activations' Q8 codes, which
+# adds its own error (q8 module against its twin: 1.1e-3), covered by the
+# bounds of check 3.
+F32_ACTS = {"GEMMAC_CPU_F32_ACTS": "1"}
 # q4 packed against unpacked: the same weights, summed in another f32 order by
 # another kernel (docs/quantization.md, "Packed layouts"). Measured: 8.7e-13 mean,
 # 9.3e-12 max; a kernel that read each row's scale from its neighbour in the 8-row
 # run gave 5.6 (and fails check 4 first), so the bound sits between rounding and any
 # layout error.
 PACKED_MAX_KLD = 1e-8
+# The same with the default Q8 activations: code flips at ties between two f32
+# orders, which this random network amplifies. Measured 2.9e-4; a layout error
+# is far above (5.6, as above).
+PACKED_MAX_KLD_Q8 = 3e-3
 # Tokens generated greedily from the first paragraph of the text by each module.
 PACKED_GREEDY_TOKENS = 48
 
@@ -138,10 +148,11 @@ class Failure(Exception):
     pass
 
 
-def run(cmd, what, timeout=300, expect_rc=0):
+def run(cmd, what, timeout=300, expect_rc=0, env=None):
     try:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              timeout=timeout)
+                              timeout=timeout,
+                              env=dict(os.environ, **env) if env else None)
     except FileNotFoundError:
         raise Failure("%s: %s not found" % (what, cmd[0]))
     except subprocess.TimeoutExpired:
@@ -299,9 +310,10 @@ class Tools:
         run([self.compile, ckpt, "-o", out, "--quiet"] + flags, "gemma-compile " +
             " ".join(flags))
 
-    def kld_json(self, ref, test, text, extra=()):
+    def kld_json(self, ref, test, text, extra=(), env=None):
         out, _ = run([self.kld, ref, test, "--text", text, "--ctx", str(CTX), "--json",
-                      "--threads", "2"] + list(extra), "gemma-kld %s %s" % (ref, test))
+                      "--threads", "2"] + list(extra), "gemma-kld %s %s" % (ref, test),
+                     env=env)
         try:
             return json.loads(out)
         except ValueError as e:
@@ -451,7 +463,9 @@ def check_scheme(tools, scheme, ckpt, ref, work, measure):
     print(describe("%s/REF:" % scheme, r))
     vs_twin = []
     for rule, twin in twins:
-        t = tools.kld_json(twin, module, TEXT)
+        # Weights against weights: the CPU kernels' f32-activation mode, so that
+        # the Q8 codes of the activations (tiles.h) do not blur the comparison.
+        t = tools.kld_json(twin, module, TEXT, env=F32_ACTS)
         vs_twin.append((rule, t["kld_mean"]))
         print("%-14s KLD mean %.3g max %.3g, top-1 %.2f %%" %
               ("%s/twin %s:" % (scheme, rule), t["kld_mean"], t["kld_max"],
@@ -490,8 +504,14 @@ def check_packed(tools, ckpt, work):
         if ("weight q4g32r8" in out) != want:
             raise Failure("%s: expected %s Q4G32R8 weights; gemma-dump says:\n%s" %
                           (module, "packed" if want else "no", out))
-    r = tools.kld_json(unpacked, packed, TEXT)
+    # Weights against weights in the f32-activation mode (check 4's reason);
+    # in the default mode the two layouts' kernels round an activation to a
+    # code differently at an exact tie now and then, which the network
+    # carries on: bounded by PACKED_MAX_KLD_Q8.
+    r = tools.kld_json(unpacked, packed, TEXT, env=F32_ACTS)
     print(describe("q4 packed/none:", r))
+    r8 = tools.kld_json(unpacked, packed, TEXT)
+    print(describe("q4 packed/none (Q8 activations):", r8))
     with open(TEXT, encoding="utf-8") as f:
         text = f.read()
     prompt = text[:text.index("\n\n")]
@@ -499,7 +519,7 @@ def check_packed(tools, ckpt, work):
     for module in (unpacked, packed):
         out, _ = run([tools.run, module, "-p", prompt, "--raw", "-n",
                       str(PACKED_GREEDY_TOKENS), "--temp", "0", "--json", "--threads",
-                      "2"], "gemma-run greedy " + module)
+                      "2"], "gemma-run greedy " + module, env=F32_ACTS)
         generated.append(json.loads(out)["generated_ids"])
     print("q4 packed/none: greedy %d tokens %s" %
           (len(generated[1]), "identical" if generated[0] == generated[1] else "DIFFER"))
@@ -507,6 +527,9 @@ def check_packed(tools, ckpt, work):
     if r["kld_mean"] > PACKED_MAX_KLD or r["kld_max"] > 100 * PACKED_MAX_KLD:
         errs.append("KL divergence mean %.3g max %.3g > %.1g (max 100x)" %
                     (r["kld_mean"], r["kld_max"], PACKED_MAX_KLD))
+    if r8["kld_mean"] > PACKED_MAX_KLD_Q8:
+        errs.append("with Q8 activations, KL divergence mean %.3g > %.1g" %
+                    (r8["kld_mean"], PACKED_MAX_KLD_Q8))
     if r["top1_agreement_pct"] != 100:
         errs.append("top-1 agreement %.2f %% != 100 %%" % r["top1_agreement_pct"])
     if len(generated[0]) != PACKED_GREEDY_TOKENS or generated[0] != generated[1]:

@@ -1,18 +1,18 @@
-// Kernels of the fused ops of docs/ops.md ("Fused ops"). Each computes
-// exactly the chain it replaces; what fusion saves is the intermediate
-// tensors and passes over memory:
-//   - an rms_norm in front of a matrix is folded into the row products
-//     (rows.h): the per-token 1/rms is computed once per tile of tokens into
-//     a small array on the launching thread's stack, and each output is
-//     scaled by it, so the normalized [T, K] activations never exist;
+// The matrix kernels: linear and the fused ops of docs/ops.md ("Fused
+// ops"). Each fused op computes exactly the chain it replaces; what fusion
+// saves is the intermediate tensors and passes over memory:
+//   - an rms_norm in front of a matrix is applied while the input rows are
+//     prepared for the tile kernels (tiles.h), once per token, so the
+//     normalized rows never reach the arena;
 //   - qkv_proj runs the rows of wq, wk and wv as one parallel loop, then
 //     QK-norm and RoPE per token in place on q and k;
 //   - gated_mlp computes a row of the gate and of the up projection in the
 //     same task and writes gelu(gate) * up;
 //   - final_head soft-caps each logit as it is written and, for a one-row
 //     output, computes only the last position.
-// Nothing here allocates; TBB splits the output rows in tiles of kRowTile
-// (rows.h) as linear does.
+// The prepared rows live in a per-thread buffer that grows to the largest
+// request and is then reused; TBB splits the output rows in tiles of
+// kRowTile (tiles.h).
 #include <algorithm>
 #include <cmath>
 
@@ -20,59 +20,52 @@
 #include <tbb/parallel_for.h>
 
 #include "kernels.h"
-#include "rows.h"
+#include "tiles.h"
 
 namespace gemmac::cpu {
 namespace {
 
 using Range = tbb::blocked_range<int64_t>;
 
-// Tokens whose 1/rms factors are kept at once (1 KiB of stack).
+// Rows prepared at once: at most 256 x K floats and codes of scratch, and
+// a tile of weight rows meets them all while it is in L1/L2.
 constexpr int64_t kTokenTile = 256;
 
-// About 16K weight elements per task, as linear, in row tiles.
+// About 16K weight elements per task, in row tiles.
 int64_t TileGrain(int64_t K) {
   return std::max<int64_t>(1, (int64_t(1) << 14) / (K + 1) / kRowTile);
 }
 
-// Calls body(t0, tt, inv) for tiles [t0, t0 + tt) of the T rows of x [T, K];
-// inv[i] is the rms_norm factor of row t0 + i when norm is set, else null.
-// inv lives in this frame, which outlasts the parallel loops body runs.
+// Calls body(t0, tt, acts) for tiles [t0, t0 + tt) of the T rows of x [T, K],
+// prepared (PrepareActs) with the norm folded in when norm is set and with
+// Q8 codes when codes is set. The acts live in this thread's buffer until
+// body returns.
 template <class Body>
-void ForTokenTiles(const float *x, int64_t T, int64_t K, bool norm, float eps,
-                   Body &&body) {
-  float inv[kTokenTile];
+void ForTokenTiles(const float *x, int64_t T, int64_t K, const float *norm,
+                   float offset, float eps, bool codes, Body &&body) {
+  ActsBuffer &buf = ThreadActsBuffer();
   for (int64_t t0 = 0; t0 < T; t0 += kTokenTile) {
     const int64_t tt = std::min(kTokenTile, T - t0);
-    if (norm)
-      tbb::parallel_for(Range(0, tt, 16), [&](const Range &r) {
-        for (int64_t i = r.begin(); i < r.end(); ++i)
-          inv[i] = RmsInv(x + (t0 + i) * K, K, eps);
-      });
-    body(t0, tt, norm ? inv : nullptr);
+    const Acts a =
+        PrepareActs(x + t0 * K, tt, K, norm, offset, eps, codes, buf);
+    body(t0, tt, a);
   }
 }
 
-// For row tiles [b, e) of the first N rows of w and tokens [t0, t0 + tt)
-// of x: y[t, n] (row stride ldy) = the tile products of rows.h, times
-// inv[t - t0] when inv is set.
-void MatrixTiles(TileDotFn dot, const WeightMatrix &w, int64_t N,
-                 const float *x, int64_t t0, int64_t tt, const float *g,
-                 float offset, const float *inv, int64_t b, int64_t e, float *y,
-                 int64_t ldy) {
-  const int64_t K = w.cols;
+// For row tiles [b, e) of the first N rows of w and every row of a:
+// y[t, n] (row stride ldy, y's row 0 is a's row 0) = the tile products.
+void MatrixTiles(TileFn dot, const WeightMatrix &w, int64_t N, const Acts &a,
+                 int64_t b, int64_t e, float *y, int64_t ldy) {
   for (int64_t tile = b; tile < e; ++tile) {
     const int64_t n0 = tile * kRowTile;
     const int64_t nr = std::min(kRowTile, N - n0);
-    for (int64_t i = 0; i < tt; i += kTokenGroup) {
-      const int64_t nt = std::min(kTokenGroup, tt - i);
+    for (int64_t i = 0; i < a.T; i += kTokenGroup) {
+      const int64_t nt = std::min(kTokenGroup, a.T - i);
       float o[kRowTile * kTokenGroup];
-      dot(w, n0, nr, x + (t0 + i) * K, nt, g, offset, o);
+      dot(w, n0, nr, a, i, nt, o);
       for (int64_t r = 0; r < nr; ++r)
-        for (int64_t j = 0; j < nt; ++j) {
-          const float v = o[r * kTokenGroup + j];
-          y[(t0 + i + j) * ldy + n0 + r] = inv ? v * inv[i + j] : v;
-        }
+        for (int64_t j = 0; j < nt; ++j)
+          y[(i + j) * ldy + n0 + r] = o[r * kTokenGroup + j];
     }
   }
 }
@@ -115,34 +108,47 @@ void AddRmsNorm(const float *x, const float *y, int64_t T, int64_t N,
   });
 }
 
+void Linear(const float *x, int64_t T, int64_t K, const WeightMatrix &w,
+            int64_t N, float *y) {
+  const TileFn dot = TileFor(w.dtype);
+  ForTokenTiles(x, T, K, nullptr, 0.0f, 0.0f, NeedsCodes(w.dtype),
+                [&](int64_t t0, int64_t, const Acts &a) {
+                  tbb::parallel_for(Range(0, RowTiles(N), TileGrain(K)),
+                                    [&](const Range &r) {
+                                      MatrixTiles(dot, w, N, a, r.begin(),
+                                                  r.end(), y + t0 * N, N);
+                                    });
+                });
+}
+
 void QkvProj(const QkvArgs &a) {
   const int64_t K = a.K, D = a.D;
   const int64_t Nq = a.H * D, Nk = a.KV * D, Nv = a.KV * D;
-  const bool norm = a.norm != nullptr;
-  const TileDotFn dq = TileDotFor(a.wq.dtype, norm);
-  const TileDotFn dk = TileDotFor(a.wk.dtype, norm);
-  const TileDotFn dv = TileDotFor(a.wv.dtype, norm);
+  const TileFn dq = TileFor(a.wq.dtype);
+  const TileFn dk = TileFor(a.wk.dtype);
+  const TileFn dv = TileFor(a.wv.dtype);
+  const bool codes = NeedsCodes(a.wq.dtype) || NeedsCodes(a.wk.dtype) ||
+                     NeedsCodes(a.wv.dtype);
   // Row tiles of each matrix; a tile never straddles two matrices, so a
   // packed one is always read in whole 8-row groups.
   const int64_t Tq = RowTiles(Nq), Tk = RowTiles(Nk), Tv = RowTiles(Nv);
   const int64_t half = D / 2;
   ForTokenTiles(
-      a.x, a.T, K, norm, a.eps, [&](int64_t t0, int64_t tt, const float *inv) {
+      a.x, a.T, K, a.norm, a.offset, a.eps, codes,
+      [&](int64_t t0, int64_t tt, const Acts &acts) {
         // The "one linear": tiles of wq, then wk, then wv.
         tbb::parallel_for(
             Range(0, Tq + Tk + Tv, TileGrain(K)), [&](const Range &r) {
               const int64_t b = r.begin(), e = r.end();
               if (b < Tq)
-                MatrixTiles(dq, a.wq, Nq, a.x, t0, tt, a.norm, a.offset, inv, b,
-                            std::min(e, Tq), a.q, Nq);
+                MatrixTiles(dq, a.wq, Nq, acts, b, std::min(e, Tq),
+                            a.q + t0 * Nq, Nq);
               if (e > Tq && b < Tq + Tk)
-                MatrixTiles(dk, a.wk, Nk, a.x, t0, tt, a.norm, a.offset, inv,
-                            std::max(b, Tq) - Tq, std::min(e, Tq + Tk) - Tq,
-                            a.k, Nk);
+                MatrixTiles(dk, a.wk, Nk, acts, std::max(b, Tq) - Tq,
+                            std::min(e, Tq + Tk) - Tq, a.k + t0 * Nk, Nk);
               if (e > Tq + Tk)
-                MatrixTiles(dv, a.wv, Nv, a.x, t0, tt, a.norm, a.offset, inv,
-                            std::max(b, Tq + Tk) - Tq - Tk, e - Tq - Tk, a.v,
-                            Nv);
+                MatrixTiles(dv, a.wv, Nv, acts, std::max(b, Tq + Tk) - Tq - Tk,
+                            e - Tq - Tk, a.v + t0 * Nv, Nv);
             });
         // Epilogue per token: QK-norm, then RoPE with the rope op's
         // angles.
@@ -178,11 +184,12 @@ void GatedMlp(const float *x, int64_t T, int64_t K, const float *norm,
               const WeightMatrix &w_gate, const WeightMatrix &w_up, float eps,
               float offset, float *y) {
   const int64_t F = w_gate.rows;
-  const bool folded = norm != nullptr;
-  const TileDotFn dg = TileDotFor(w_gate.dtype, folded);
-  const TileDotFn du = TileDotFor(w_up.dtype, folded);
+  const TileFn dg = TileFor(w_gate.dtype);
+  const TileFn du = TileFor(w_up.dtype);
+  const bool codes = NeedsCodes(w_gate.dtype) || NeedsCodes(w_up.dtype);
   ForTokenTiles(
-      x, T, K, folded, eps, [&](int64_t t0, int64_t tt, const float *inv) {
+      x, T, K, norm, offset, eps, codes,
+      [&](int64_t t0, int64_t tt, const Acts &a) {
         // Two matrices per tile: half linear's grain.
         const int64_t grain = std::max<int64_t>(1, TileGrain(K) / 2);
         tbb::parallel_for(Range(0, RowTiles(F), grain), [&](const Range &r) {
@@ -191,18 +198,13 @@ void GatedMlp(const float *x, int64_t T, int64_t K, const float *norm,
             const int64_t nr = std::min(kRowTile, F - n0);
             for (int64_t i = 0; i < tt; i += kTokenGroup) {
               const int64_t nt = std::min(kTokenGroup, tt - i);
-              const float *xt = x + (t0 + i) * K;
               float g[kRowTile * kTokenGroup], u[kRowTile * kTokenGroup];
-              dg(w_gate, n0, nr, xt, nt, norm, offset, g);
-              du(w_up, n0, nr, xt, nt, norm, offset, u);
+              dg(w_gate, n0, nr, a, i, nt, g);
+              du(w_up, n0, nr, a, i, nt, u);
               for (int64_t rr = 0; rr < nr; ++rr)
-                for (int64_t j = 0; j < nt; ++j) {
-                  const float gv = g[rr * kTokenGroup + j];
-                  const float uv = u[rr * kTokenGroup + j];
-                  const float gj = inv ? gv * inv[i + j] : gv;
-                  const float uj = inv ? uv * inv[i + j] : uv;
-                  y[(t0 + i + j) * F + n0 + rr] = Gelu(gj) * uj;
-                }
+                for (int64_t j = 0; j < nt; ++j)
+                  y[(t0 + i + j) * F + n0 + rr] =
+                      Gelu(g[rr * kTokenGroup + j]) * u[rr * kTokenGroup + j];
             }
           }
         });
@@ -217,19 +219,20 @@ void FinalHead(const float *x, int64_t T, int64_t H, const float *norm,
     x += (T - 1) * H;
     T = 1;
   }
-  const TileDotFn dot = TileDotFor(table.dtype, true);
-  ForTokenTiles(x, T, H, true, eps,
-                [&](int64_t t0, int64_t tt, const float *inv) {
+  const TileFn dot = TileFor(table.dtype);
+  ForTokenTiles(x, T, H, norm, offset, eps, NeedsCodes(table.dtype),
+                [&](int64_t t0, int64_t tt, const Acts &a) {
                   tbb::parallel_for(
                       Range(0, RowTiles(R), TileGrain(H)), [&](const Range &r) {
-                        MatrixTiles(dot, table, R, x, t0, tt, norm, offset, inv,
-                                    r.begin(), r.end(), y, R);
+                        float *yt = y + t0 * R;
+                        MatrixTiles(dot, table, R, a, r.begin(), r.end(), yt,
+                                    R);
                         if (softcap > 0.0f) {
                           const int64_t n0 = r.begin() * kRowTile;
                           const int64_t n1 = std::min(R, r.end() * kRowTile);
-                          for (int64_t t = t0; t < t0 + tt; ++t)
+                          for (int64_t t = 0; t < tt; ++t)
                             for (int64_t n = n0; n < n1; ++n) {
-                              float &v = y[t * R + n];
+                              float &v = yt[t * R + n];
                               v = softcap * std::tanh(v / softcap);
                             }
                         }

@@ -14,7 +14,7 @@
 #include <tbb/task_arena.h>
 
 #include "numeric.h"
-#include "rows.h"
+#include "tiles.h"
 
 namespace gemmac::cpu {
 namespace {
@@ -23,48 +23,6 @@ using Range = tbb::blocked_range<int64_t>;
 
 // Enough elements per task that scheduling overhead stays small.
 constexpr int64_t kElementwiseGrain = 1 << 14;
-
-template <class W>
-inline float Dot(const float *x, const typename W::Storage *w, int64_t K) {
-  float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-  for (int64_t k = 0; k < K; ++k)
-    acc += x[k] * W::Load(w[k]);
-  return acc;
-}
-
-// Rows [n0, n1) of y = x @ w^T. Four tokens share each converted weight
-// element, so prefill reads and converts each weight row T/4 times, not T.
-template <class W>
-void LinearRows(const float *x, int64_t T, int64_t K,
-                const typename W::Storage *w, int64_t n0, int64_t n1, int64_t N,
-                float *y) {
-  for (int64_t n = n0; n < n1; ++n) {
-    const typename W::Storage *wr = w + n * K;
-    int64_t t = 0;
-    for (; t + 4 <= T; t += 4) {
-      const float *x0 = x + t * K;
-      const float *x1 = x0 + K;
-      const float *x2 = x1 + K;
-      const float *x3 = x2 + K;
-      float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
-#pragma omp simd reduction(+ : a0, a1, a2, a3)
-      for (int64_t k = 0; k < K; ++k) {
-        const float wk = W::Load(wr[k]);
-        a0 += x0[k] * wk;
-        a1 += x1[k] * wk;
-        a2 += x2[k] * wk;
-        a3 += x3[k] * wk;
-      }
-      y[t * N + n] = a0;
-      y[(t + 1) * N + n] = a1;
-      y[(t + 2) * N + n] = a2;
-      y[(t + 3) * N + n] = a3;
-    }
-    for (; t < T; ++t)
-      y[t * N + n] = Dot<W>(x + t * K, wr, K);
-  }
-}
 
 template <typename Body> void ParallelElements(int64_t n, Body body) {
   tbb::parallel_for(Range(0, n, kElementwiseGrain),
@@ -127,40 +85,6 @@ void RmsNorm(const float *x, int64_t T, int64_t N, const void *w,
           yg[d] = xg[d] * inv * (offset + W::Load(ws[d]));
       }
     });
-  });
-}
-
-void Linear(const float *x, int64_t T, int64_t K, const WeightMatrix &w,
-            int64_t N, float *y) {
-  // About 16K weight elements per task.
-  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 14) / (K + 1));
-  if (IsFloatWeightDType(w.dtype)) {
-    DispatchWeight(w.dtype, [&](auto wt) {
-      using W = decltype(wt);
-      const auto *ws = static_cast<const typename W::Storage *>(w.data);
-      tbb::parallel_for(Range(0, N, grain), [&](const Range &r) {
-        LinearRows<W>(x, T, K, ws, r.begin(), r.end(), N, y);
-      });
-    });
-    return;
-  }
-  // Quantized: tiles of kRowTile rows (rows.h), each against groups of up
-  // to four tokens.
-  const TileDotFn dot = TileDotFor(w.dtype, false);
-  const int64_t tile_grain = std::max<int64_t>(1, grain / kRowTile);
-  tbb::parallel_for(Range(0, RowTiles(N), tile_grain), [&](const Range &r) {
-    for (int64_t tile = r.begin(); tile < r.end(); ++tile) {
-      const int64_t n0 = tile * kRowTile;
-      const int64_t nr = std::min(kRowTile, N - n0);
-      for (int64_t t = 0; t < T; t += kTokenGroup) {
-        const int64_t nt = std::min(kTokenGroup, T - t);
-        float o[kRowTile * kTokenGroup];
-        dot(w, n0, nr, x + t * K, nt, nullptr, 0.0f, o);
-        for (int64_t j = 0; j < nr; ++j)
-          for (int64_t i = 0; i < nt; ++i)
-            y[(t + i) * N + n0 + j] = o[j * kTokenGroup + i];
-      }
-    }
   });
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "gemmac/cpu_plugin.h"
@@ -530,6 +531,41 @@ void CpuPluginTest::RunN(int32_t op, const gemmac_op_attrs &attrs,
   ASSERT_EQ(LaunchN(k, std::move(inputs), std::move(outputs), context, &msg),
             GEMMAC_PLUGIN_OK)
       << msg;
+}
+
+Dot RefDot(const std::vector<double> &xp, const Weights &w, int64_t n) {
+  const int64_t K = int64_t(xp.size());
+  const double *wv = w.values.data() + n * K;
+  const double *wm = w.mag.data() + n * K;
+  Dot d;
+  // GEMMAC_CPU_F32_ACTS=1 (tiles.h): quantized weights meet x itself.
+  const char *f32_acts = std::getenv("GEMMAC_CPU_F32_ACTS");
+  if (!IsQuant(w.dtype) || (f32_acts && std::strcmp(f32_acts, "1") == 0)) {
+    for (int64_t k = 0; k < K; ++k) {
+      d.value += xp[k] * wv[k];
+      d.mag += std::fabs(xp[k]) * wm[k];
+    }
+    return d;
+  }
+  for (int64_t k0 = 0; k0 < K; k0 += 32) {
+    const int64_t k1 = std::min<int64_t>(K, k0 + 32);
+    double amax = 0;
+    for (int64_t k = k0; k < k1; ++k)
+      amax = std::max(amax, std::fabs(xp[k]));
+    const double db = amax / 127.0;
+    if (db == 0)
+      continue;
+    for (int64_t k = k0; k < k1; ++k) {
+      const double r = xp[k] / db;
+      const double q = std::nearbyint(r); // ties to even: the default mode
+      const double xq = q * db;
+      d.value += xq * wv[k];
+      d.mag += std::fabs(xq) * wm[k];
+      if (std::fabs(std::fabs(r - std::floor(r)) - 0.5) < 1e-3)
+        d.slack += db * wm[k];
+    }
+  }
+  return d;
 }
 
 } // namespace gemmac::cpu_test

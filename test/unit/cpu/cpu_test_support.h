@@ -59,6 +59,22 @@ Weights QuantizeMatrix(int32_t dtype, int64_t rows, int64_t cols,
 // moved to docs/quantization.md's "Packed layouts" order.
 std::vector<uint8_t> PackQ4G32R8(int64_t rows, int64_t cols,
                                  const std::vector<uint8_t> &q4g32);
+// One output of a matrix product as the tile kernels compute it
+// (backends/cpu/src/tiles.h, docs/quantization.md "Kernel arithmetic"): a
+// float weight meets the input row xp; a quantized weight meets xp's Q8
+// codes, blocks of 32 columns with d = max|x| / 127 and q = round-to-even
+// (x / d), written here in double. value is the exact product; tolerances
+// are kRel * mag (the f32 sums) + slack, where slack is sum d * |w| over the
+// elements whose code sits within 1e-3 of a rounding tie: the kernel rounds
+// an f32 x (one or two ulps from the reference's) and may pick the other
+// code there. slack is 0 for float weights and almost always 0 otherwise.
+// Under GEMMAC_CPU_F32_ACTS=1 quantized weights meet xp too, as the kernels
+// then do.
+struct Dot {
+  double value = 0, mag = 0, slack = 0;
+};
+Dot RefDot(const std::vector<double> &xp, const Weights &w, int64_t n);
+
 // Uniform values in [lo, hi), quantized.
 Weights MakeMatrix(int32_t dtype, int64_t rows, int64_t cols, std::mt19937 &rng,
                    float lo, float hi);

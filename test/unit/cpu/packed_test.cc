@@ -84,19 +84,6 @@ std::vector<double> RefInput(const std::vector<float> &x, int64_t t, int64_t K,
   return row;
 }
 
-struct Dot {
-  double value = 0, mag = 0;
-};
-Dot RefDot(const std::vector<double> &xp, const Weights &w, int64_t n) {
-  const int64_t K = int64_t(xp.size());
-  Dot d;
-  for (int64_t k = 0; k < K; ++k) {
-    d.value += xp[k] * w.values[n * K + k];
-    d.mag += std::fabs(xp[k]) * w.mag[n * K + k];
-  }
-  return d;
-}
-
 double Gelu(double v) {
   return 0.5 * v *
          (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v)));
@@ -177,9 +164,9 @@ TEST_P(PackedTest, LinearEqualsQ4G32AndTheReference) {
         for (int64_t n = 0; n < s.N; ++n) {
           const Dot d = RefDot(xp, p.packed, n);
           const float got = packed[t * s.N + n];
-          ASSERT_NEAR(got, d.value, kRel * d.mag + 1e-12)
+          ASSERT_NEAR(got, d.value, kRel * d.mag + d.slack + 1e-12)
               << "t " << t << " n " << n;
-          ASSERT_NEAR(got, plain[t * s.N + n], kSame * d.mag + 1e-12)
+          ASSERT_NEAR(got, plain[t * s.N + n], kSame * d.mag + d.slack + 1e-12)
               << "vs q4g32, t " << t << " n " << n;
         }
       }
@@ -209,8 +196,9 @@ TEST_P(PackedTest, LmHeadWritesOnlyTheFirstRows) {
     const std::vector<double> xp = RefInput(x, t, H, nullptr);
     for (int64_t n = 0; n < R; ++n) {
       const Dot d = RefDot(xp, p.packed, n);
-      ASSERT_NEAR(packed[t * R + n], d.value, kRel * d.mag + 1e-12);
-      ASSERT_NEAR(packed[t * R + n], plain[t * R + n], kSame * d.mag + 1e-12);
+      ASSERT_NEAR(packed[t * R + n], d.value, kRel * d.mag + d.slack + 1e-12);
+      ASSERT_NEAR(packed[t * R + n], plain[t * R + n],
+                  kSame * d.mag + d.slack + 1e-12);
     }
   }
 }
@@ -251,10 +239,10 @@ TEST_P(PackedTest, FinalHead) {
             const Dot d = RefDot(xp, p.packed, n);
             const double want =
                 softcap > 0 ? softcap * std::tanh(d.value / softcap) : d.value;
-            ASSERT_NEAR(packed[r * R + n], want, kRel * d.mag + 1e-9)
+            ASSERT_NEAR(packed[r * R + n], want, kRel * d.mag + d.slack + 1e-9)
                 << "row " << r << " n " << n;
             ASSERT_NEAR(packed[r * R + n], plain[r * R + n],
-                        kSame * d.mag + 1e-9)
+                        kSame * d.mag + d.slack + 1e-9)
                 << "vs q4g32, row " << r << " n " << n;
           }
         }
@@ -296,10 +284,13 @@ TEST_P(PackedTest, GatedMlp) {
           // As fused_test.cc: |gelu'| <= 1.13.
           const double scale = 1.13 * gd.mag * std::fabs(ud.value) +
                                std::fabs(Gelu(gd.value)) * ud.mag;
+          const double slack = 1.13 * gd.slack * std::fabs(ud.value) +
+                               std::fabs(Gelu(gd.value)) * ud.slack;
           const float got = packed[t * Fd + n];
-          ASSERT_NEAR(got, Gelu(gd.value) * ud.value, kRel * scale + 1e-9)
+          ASSERT_NEAR(got, Gelu(gd.value) * ud.value,
+                      kRel * scale + slack + 1e-9)
               << "t " << t << " n " << n;
-          ASSERT_NEAR(got, plain[t * Fd + n], kSame * scale + 1e-9)
+          ASSERT_NEAR(got, plain[t * Fd + n], kSame * scale + slack + 1e-9)
               << "vs q4g32, t " << t << " n " << n;
         }
       }
@@ -384,7 +375,8 @@ TEST_P(PackedTest, QkvProj) {
             RefInput(x, t, K, with_norm ? norm.data() : nullptr);
         for (int64_t n = 0; n < Nk; ++n) {
           const Dot d = RefDot(xp, wv.packed, n);
-          ASSERT_NEAR(out[1][2][t * Nk + n], d.value, kRel * d.mag + 1e-9)
+          ASSERT_NEAR(out[1][2][t * Nk + n], d.value,
+                      kRel * d.mag + d.slack + 1e-9)
               << "v, t " << t << " n " << n;
         }
       }

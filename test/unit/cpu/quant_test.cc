@@ -150,21 +150,20 @@ TEST_P(QuantTest, EmbedRandomTables) {
   }
 }
 
-// Reference: y[t, n] = sum_k x[t, k] * w[n, k] in double over the stored
-// values. Tolerance: 1e-5 of sum_k |x_k| * mag_k (see Weights::mag), the
-// bound of f32 block sums over these K plus the block and row scalings.
+// Reference: y[t, n] = RefDot (cpu_test_support.h): the stored weight
+// values against the Q8 codes of x, in double. Tolerance: 1e-5 of its
+// magnitude (see Weights::mag), the bound of f32 block sums over these K
+// plus the block and row scalings, and its slack.
 void CheckMatmul(const std::vector<float> &x, const Weights &w, int64_t T,
                  int64_t K, int64_t N, const std::vector<float> &y) {
-  for (int64_t t = 0; t < T; ++t)
+  for (int64_t t = 0; t < T; ++t) {
+    const std::vector<double> xt(x.begin() + t * K, x.begin() + (t + 1) * K);
     for (int64_t n = 0; n < N; ++n) {
-      double want = 0, mag = 0;
-      for (int64_t k = 0; k < K; ++k) {
-        want += double(x[t * K + k]) * w.values[n * K + k];
-        mag += std::fabs(double(x[t * K + k])) * w.mag[n * K + k];
-      }
-      ASSERT_NEAR(y[t * N + n], want, 1e-5 * mag + 1e-12)
+      const Dot d = RefDot(xt, w, n);
+      ASSERT_NEAR(y[t * N + n], d.value, 1e-5 * d.mag + d.slack + 1e-12)
           << "t " << t << " n " << n;
     }
+  }
 }
 
 TEST_P(QuantTest, Linear) {

@@ -465,9 +465,12 @@ TEST_F(Vm11Test, CpuBackendRunsFusedQuantizedInt8Modules) {
     ASSERT_TRUE(st.ok()) << st.message();
     auto [err, scale] =
         MaxErr(s->prompt_logits(), test::ReferenceLogits(tm, toks));
-    // f32 sums in another order, and int8 rounding that can fall the other
-    // way at a tie: a loose bound relative to the logits' scale.
-    EXPECT_LT(err, 2e-3f * scale + 1e-3f) << "scale " << scale;
+    // The reference is weights-only; the kernels also round activations to
+    // Q8 codes (docs/quantization.md, "Kernel arithmetic"), and the int8
+    // cache its rows: measured 6e-3 to 8e-3 of the logits' scale over these
+    // 20 tokens, so a loose bound relative to that scale. The kernels' own
+    // arithmetic is checked tightly by the cpu unit tests.
+    EXPECT_LT(err, 2e-2f * scale + 1e-3f) << "scale " << scale;
   }
 }
 #endif

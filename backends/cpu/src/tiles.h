@@ -1,0 +1,129 @@
+// The inner product of a few token rows with a few weight rows, in any
+// weight format, at every instruction-set level: the building block of
+// linear, lm_head and the fused ops (qkv_proj, gated_mlp, final_head).
+//
+// A matrix kernel first prepares its input rows once (PrepareActs): the f32
+// rows, normalized when an rms_norm is folded in front of the matrix, and,
+// when a weight is quantized, their Q8 codes. It then walks the output rows
+// in tiles of kRowTile (8) in a tbb::parallel_for and, per tile, calls the
+// weight format's TileFn once per group of up to kTokenGroup (4) tokens, so
+// that the tokens share each decoded weight block.
+//
+// Arithmetic (docs/quantization.md, "Kernel arithmetic"):
+//   - float weights (f32, bf16, f16) meet the f32 rows: sum_k w[n,k] x[t,k]
+//     with f32 products and sums in any order;
+//   - quantized weights meet the Q8 codes of the rows: per block b of 32
+//     columns, d_b = max|x| / 127 and q = round-to-nearest-even(x / d_b)
+//     (x * (1 / d_b) in f32; 0 when d_b = 0), as GGUF's Q8_0 with an f32
+//     scale. Within a block the integer sum of (weight code) * q is exact;
+//     blocks are scaled and summed in f32:
+//       Q8C    s_n * sum_b d_b * sum_{k in b} w_q[n,k] q[k]
+//       Q4G32  sum_b dw[n,b] d_b * sum_{k in b} (nibble - 8) q[k]
+//              (Q4G32R8: the same values in the packed layout)
+//       Q4G128 sum_B (dw[n,B] sum_{b in B} d_b sum_{k in b} nibble q[k]
+//                     + m[n,B] sum_{b in B} d_b qsum_b)
+// So every level computes the same integer block sums, and the levels agree
+// to f32 reassociation; the scalar level is the reference for the others.
+#ifndef GEMMAC_BACKENDS_CPU_TILES_H_
+#define GEMMAC_BACKENDS_CPU_TILES_H_
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "cpu_features.h"
+#include "numeric.h"
+
+namespace gemmac::cpu {
+
+// Tokens that share one decode of a weight block.
+constexpr int64_t kTokenGroup = 4;
+// Output rows of one tile: the row group of the packed formats.
+constexpr int64_t kRowTile = 8;
+// Columns per Q8 activation block.
+constexpr int64_t kActBlock = 32;
+
+// Input rows prepared for the TileFns.
+struct Acts {
+  int64_t T = 0;             // rows
+  int64_t K = 0;             // columns
+  const float *xf = nullptr; // [T, K]: the rows, normalized if a norm is folded
+  // Present when a quantized weight will read them (else null):
+  int64_t qstride = 0;         // K rounded up to 64; codes past K are 0
+  const int8_t *xq = nullptr;  // [T, qstride] Q8 codes
+  const float *xd = nullptr;   // [T, qstride / 32] block scales d_b
+  const int32_t *xs = nullptr; // [T, qstride / 32] block sums of codes
+};
+
+// out[r * kTokenGroup + i] = the product above of weight row n0 + r and
+// prepared row t + i, for r < nr (1..kRowTile) and i < nt (1..kTokenGroup).
+// n0 is a multiple of kRowTile; Q4G32R8 computes all 8 rows of its group
+// (they exist: its rows are a multiple of 8) and returns the first nr.
+using TileFn = void (*)(const WeightMatrix &w, int64_t n0, int64_t nr,
+                        const Acts &a, int64_t t, int64_t nt, float *out);
+
+// The TileFns of one level; a null entry falls back to the level below.
+struct TileKernels {
+  TileFn f32 = nullptr;
+  TileFn bf16 = nullptr;
+  TileFn f16 = nullptr;
+  TileFn q8c = nullptr;
+  TileFn q4g32 = nullptr;
+  TileFn q4g128 = nullptr;
+  TileFn q4g32r8 = nullptr;
+};
+
+// Each level's table (tiles_scalar.cc, tiles_avx2.cc, tiles_avx512.cc).
+// Only call a level's kernels when CanRun(level).
+const TileKernels &ScalarTiles();
+const TileKernels &Avx2Tiles();
+const TileKernels &Avx512Tiles();
+
+// The TileFn of a weight dtype (already checked by IsWeightDType) at `isa`,
+// or at ActiveIsa().
+TileFn TileFor(int32_t dtype, Isa isa);
+TileFn TileFor(int32_t dtype);
+
+// GEMMAC_CPU_F32_ACTS=1 (read once per process): quantized weights are
+// decoded to f32 and meet the f32 rows, as the float formats do (weights-
+// only quantization, scalar code, slow). For checking a module's weights
+// against an f32 copy of their values; not for production.
+bool F32ActsMode();
+
+// Whether a weight dtype reads the Q8 codes (every quantized dtype, unless
+// F32ActsMode()).
+bool NeedsCodes(int32_t dtype);
+
+// Backing store of prepared rows; grows to the largest request and is
+// reused (one per launching thread: see ThreadActsBuffer).
+struct ActsBuffer {
+  std::vector<float> xf;
+  std::vector<int8_t> xq;
+  std::vector<float> xd;
+  std::vector<int32_t> xs;
+};
+ActsBuffer &ThreadActsBuffer();
+
+// Prepares rows [0, T) of x [T, K]. With norm set, the f32 rows are
+// rms_norm(x) * (offset + norm) (the rms_norm op's arithmetic); without it
+// xf is x itself (no copy). With codes set, also their Q8 codes. Runs in
+// parallel over tokens; buf must outlive the returned Acts.
+Acts PrepareActs(const float *x, int64_t T, int64_t K, const float *norm,
+                 float offset, float eps, bool codes, ActsBuffer &buf);
+
+// Tiles of kRowTile rows covering n rows.
+inline int64_t RowTiles(int64_t n) { return (n + kRowTile - 1) / kRowTile; }
+
+// 1 / sqrt(mean(x^2) + eps) over x[0, n): the factor rms_norm applies to a
+// row, computed with the same f32 reduction as the rms_norm kernel.
+inline float RmsInv(const float *x, int64_t n, float eps) {
+  float ss = 0.0f;
+#pragma omp simd reduction(+ : ss)
+  for (int64_t i = 0; i < n; ++i)
+    ss += x[i] * x[i];
+  return 1.0f / std::sqrt(ss / float(n) + eps);
+}
+
+} // namespace gemmac::cpu
+
+#endif // GEMMAC_BACKENDS_CPU_TILES_H_

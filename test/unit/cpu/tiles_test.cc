@@ -1,0 +1,156 @@
+// The tile kernels (backends/cpu/src/tiles.h) at every instruction-set level
+// this CPU can run, called directly: each level's TileFn for each weight
+// format against RefDot (the documented arithmetic in double), and each
+// SIMD level against the scalar level (the same integer block sums, so
+// only f32 summation order differs). Levels the CPU cannot run are skipped
+// with a message; GEMMAC_CPU_ISA-capped runs of the op tests (CMakeLists)
+// cover the dispatch itself.
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "cpu_test_support.h"
+#include "tiles.h"
+
+namespace gemmac::cpu_test {
+namespace {
+
+using cpu::Acts;
+using cpu::ActsBuffer;
+using cpu::Isa;
+using cpu::TileFn;
+
+constexpr double kRel = 1e-5;
+// Level against level: the same integer sums, f32 order only.
+constexpr double kSame = 2e-6;
+
+struct Case {
+  int32_t dtype;
+  int64_t K;
+};
+
+std::string Name(Isa isa, const Case &c) {
+  return std::string(cpu::IsaName(isa)) + " " + DTypeName(c.dtype) + " K " +
+         std::to_string(c.K);
+}
+
+// Rows with a few outliers, as real activations have.
+std::vector<float> Activations(int64_t T, int64_t K, std::mt19937 &rng) {
+  std::vector<float> x = Uniform(size_t(T * K), rng, -1, 1);
+  for (int64_t i = 0; i < T * K; i += 37)
+    x[i] *= 20.0f;
+  return x;
+}
+
+Weights MatrixFor(int32_t dtype, int64_t rows, int64_t K, std::mt19937 &rng) {
+  if (dtype != GEMMAC_DTYPE_Q4G32R8)
+    return MakeMatrix(dtype, rows, K, rng, -1, 1);
+  Weights w = MakeMatrix(GEMMAC_DTYPE_Q4G32, rows, K, rng, -1, 1);
+  w.dtype = GEMMAC_DTYPE_Q4G32R8;
+  w.bytes = PackQ4G32R8(rows, K, w.bytes);
+  w.values = DequantizeMatrix(w.dtype, rows, K, w.bytes, &w.mag);
+  return w;
+}
+
+const Isa kLevels[] = {Isa::kScalar, Isa::kAvx2, Isa::kAvx512};
+
+class TilesTest : public ::testing::TestWithParam<Isa> {};
+
+TEST_P(TilesTest, EveryFormatAgainstTheReferenceAndTheScalarLevel) {
+  const Isa isa = GetParam();
+  if (!cpu::CanRun(isa))
+    GTEST_SKIP() << "this CPU cannot run " << cpu::IsaName(isa) << " ("
+                 << cpu::Describe() << ")";
+  std::mt19937 rng(71);
+  const Case cases[] = {
+      {GEMMAC_DTYPE_F32, 40},      {GEMMAC_DTYPE_F32, 1000},
+      {GEMMAC_DTYPE_BF16, 64},     {GEMMAC_DTYPE_BF16, 1000},
+      {GEMMAC_DTYPE_F16, 96},      {GEMMAC_DTYPE_F16, 333},
+      {GEMMAC_DTYPE_Q8C, 40},      {GEMMAC_DTYPE_Q8C, 1000},
+      {GEMMAC_DTYPE_Q8C, 1152},    {GEMMAC_DTYPE_Q4G32, 32},
+      {GEMMAC_DTYPE_Q4G32, 96},    {GEMMAC_DTYPE_Q4G32, 1152},
+      {GEMMAC_DTYPE_Q4G128, 128},  {GEMMAC_DTYPE_Q4G128, 1152},
+      {GEMMAC_DTYPE_Q4G32R8, 32},  {GEMMAC_DTYPE_Q4G32R8, 64},
+      {GEMMAC_DTYPE_Q4G32R8, 96},  {GEMMAC_DTYPE_Q4G32R8, 1152},
+      {GEMMAC_DTYPE_Q4G32R8, 6912}};
+  const int64_t T = 7, rows = 16;
+  for (const Case &c : cases) {
+    SCOPED_TRACE(Name(isa, c));
+    const Weights w = MatrixFor(c.dtype, rows, c.K, rng);
+    cpu::WeightMatrix wm;
+    wm.data = w.bytes.data();
+    wm.dtype = c.dtype;
+    wm.rows = rows;
+    wm.cols = c.K;
+    const std::vector<float> x = Activations(T, c.K, rng);
+    ActsBuffer buf;
+    const Acts a = cpu::PrepareActs(x.data(), T, c.K, nullptr, 0.0f, 0.0f,
+                                    cpu::NeedsCodes(c.dtype), buf);
+    const TileFn fn = cpu::TileFor(c.dtype, isa);
+    const TileFn ref = cpu::TileFor(c.dtype, Isa::kScalar);
+    ASSERT_NE(fn, nullptr);
+    for (int64_t n0 = 0; n0 < rows; n0 += cpu::kRowTile)
+      for (int64_t nr = 1; nr <= cpu::kRowTile; ++nr)
+        for (int64_t t = 0; t < T; ++t)
+          for (int64_t nt = 1; nt <= cpu::kTokenGroup && t + nt <= T; ++nt) {
+            float got[cpu::kRowTile * cpu::kTokenGroup];
+            float want[cpu::kRowTile * cpu::kTokenGroup];
+            std::fill(std::begin(got), std::end(got), NAN);
+            fn(wm, n0, nr, a, t, nt, got);
+            ref(wm, n0, nr, a, t, nt, want);
+            for (int64_t r = 0; r < nr; ++r)
+              for (int64_t i = 0; i < nt; ++i) {
+                const std::vector<double> xt(x.begin() + (t + i) * c.K,
+                                             x.begin() + (t + i + 1) * c.K);
+                const Dot d = RefDot(xt, w, n0 + r);
+                const float v = got[r * cpu::kTokenGroup + i];
+                ASSERT_NEAR(v, d.value, kRel * d.mag + d.slack + 1e-9)
+                    << "row " << n0 + r << " token " << t + i << " (nr " << nr
+                    << ", nt " << nt << ")";
+                ASSERT_NEAR(v, want[r * cpu::kTokenGroup + i],
+                            kSame * d.mag + 1e-9)
+                    << "vs scalar, row " << n0 + r << " token " << t + i;
+              }
+          }
+  }
+}
+
+// The Q8 codes of PrepareActs: the documented rule, zero past K.
+TEST(TilesPrepare, CodesFollowTheDocumentedRule) {
+  std::mt19937 rng(72);
+  const int64_t T = 3, K = 100;
+  const std::vector<float> x = Activations(T, K, rng);
+  ActsBuffer buf;
+  const Acts a =
+      cpu::PrepareActs(x.data(), T, K, nullptr, 0.0f, 0.0f, true, buf);
+  ASSERT_EQ(a.qstride, 128);
+  EXPECT_EQ(a.xf, x.data()); // no norm: the rows themselves
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t b = 0; b < a.qstride / 32; ++b) {
+      float amax = 0.0f;
+      for (int64_t k = b * 32; k < std::min<int64_t>(K, b * 32 + 32); ++k)
+        amax = std::max(amax, std::fabs(x[t * K + k]));
+      const float d = amax / 127.0f;
+      EXPECT_EQ(a.xd[t * 4 + b], d);
+      int32_t sum = 0;
+      for (int64_t k = b * 32; k < b * 32 + 32; ++k) {
+        const int8_t q = a.xq[t * a.qstride + k];
+        if (k >= K) {
+          EXPECT_EQ(q, 0) << "past K at " << k;
+          continue;
+        }
+        const float want = std::nearbyint(x[t * K + k] * (1.0f / d));
+        EXPECT_EQ(q, int8_t(want)) << "t " << t << " k " << k;
+        sum += q;
+      }
+      EXPECT_EQ(a.xs[t * 4 + b], sum);
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Levels, TilesTest, ::testing::ValuesIn(kLevels),
+                         [](const ::testing::TestParamInfo<Isa> &info) {
+                           return std::string(cpu::IsaName(info.param));
+                         });
+
+} // namespace
+} // namespace gemmac::cpu_test

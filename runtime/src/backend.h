@@ -4,6 +4,7 @@
 #ifndef GEMMAC_RUNTIME_BACKEND_H_
 #define GEMMAC_RUNTIME_BACKEND_H_
 
+#include <cstddef>
 #include <memory>
 #include <string>
 
@@ -43,6 +44,16 @@ public:
   const gemmac_plugin_api &api() const { return plugin_->api; }
   gemmac_backend *handle() const { return handle_; }
   const std::string &name() const { return name_ = plugin_->api.name; }
+  // The plugin's describe() (ABI 1.3), or "" when it has none.
+  std::string Description() const {
+    const gemmac_plugin_api &a = api();
+    const bool has = a.abi_minor >= 3 &&
+                     a.struct_size >= offsetof(gemmac_plugin_api, describe) +
+                                          sizeof(a.describe) &&
+                     a.describe != nullptr;
+    const char *d = has ? a.describe(handle_) : nullptr;
+    return d ? d : "";
+  }
 
   // nullptr when the device is out of memory.
   void *Alloc(size_t bytes) { return api().alloc(handle_, bytes, 64); }

@@ -582,4 +582,8 @@ const char *gemmac_session_backend_name(const gemmac_session *session) {
   return session ? session->session->backend_name().c_str() : nullptr;
 }
 
+const char *gemmac_session_backend_description(const gemmac_session *session) {
+  return session ? session->session->backend_description().c_str() : nullptr;
+}
+
 } // extern "C"

@@ -63,6 +63,7 @@ Status Session::Create(std::shared_ptr<const Module> module,
                             "' is registered");
   GEMMAC_RETURN_IF_ERROR(
       Backend::Create(plugin, options.num_threads, &s->backend_));
+  s->description_ = s->backend_->Description();
   // An int8 cache carries scales that only an ABI 1.1 plugin knows to read;
   // a 1.0 plugin would take the int8 rows for f32 ones.
   const gemmac_plugin_api &api = s->backend_->api();

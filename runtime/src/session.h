@@ -118,6 +118,7 @@ public:
   SessionStats stats() const;
   const Module &module() const { return *module_; }
   const std::string &backend_name() const { return backend_->name(); }
+  const std::string &backend_description() const { return description_; }
 
 private:
   Session() = default;
@@ -130,6 +131,7 @@ private:
 
   std::shared_ptr<const Module> module_;
   std::unique_ptr<Backend> backend_;
+  std::string description_; // the plugin's describe(), read at creation
   void *arena_ = nullptr;
   uint64_t arena_bytes_ = 0;
   std::unique_ptr<KvCache> kv_;

@@ -241,6 +241,7 @@ int32_t PickToken(const float *logits, size_t cols,
 struct Rep {
   double session_s = 0, prefill_s = 0, ttft_s = 0, decode_s = 0;
   uint64_t rss = 0;
+  std::string device; // the backend's description (plugin ABI 1.3)
 };
 
 struct Context {
@@ -301,6 +302,8 @@ std::string RunOnce(const Context &c, const std::vector<int32_t> &prompt,
       stats->struct_size = sizeof(*stats);
       err = Error(gemmac_session_get_stats(s, stats), "stats");
     }
+    const char *device = gemmac_session_backend_description(s);
+    rep->device = device ? device : "";
   } while (false);
   gemmac_session_release(s);
   rep->rss = PeakRssBytes();
@@ -642,6 +645,7 @@ int main(int argc, char **argv) {
                               ? gemmac_runtime_plugin_name(c.rt, 0)
                               : "?";
     std::string quant = info.quantization ? info.quantization : "";
+    const std::string device = reps.empty() ? "" : reps.front().device;
     const char *decode_mode =
         "greedy, special ids masked, one append_tokens per step";
 
@@ -650,6 +654,7 @@ int main(int argc, char **argv) {
       j += "\"model\": " + JsonString(o.model);
       j += ", \"backend\": " + JsonString(backend);
       j += ", \"cpu\": " + JsonString(CpuName());
+      j += ", \"device\": " + JsonString(device);
       j += ", \"quantization\": " + JsonString(quant);
       j += ", \"threads\": " + std::to_string(c.threads);
       j += ", \"prompt_tokens\": " + std::to_string(o.prompt);
@@ -705,6 +710,8 @@ int main(int argc, char **argv) {
                   quant.empty() ? "(no policy)" : quant.c_str(),
                   info.weights_bytes / 1e9, backend, c.threads,
                   CpuName().c_str());
+      if (!device.empty())
+        std::printf("  device: %s\n", device.c_str());
       std::printf("  prompt %lld tokens, %lld decode steps (%s), "
                   "%lld repetitions after %lld warm-up\n\n",
                   (long long)o.prompt, (long long)o.gen, decode_mode,

@@ -272,20 +272,24 @@ void PrintStats(gemmac_session *s) {
   st.struct_size = sizeof(st);
   if (Failed(gemmac_session_get_stats(s, &st)))
     return;
-  std::fprintf(
-      stderr,
-      "backend: %s\n"
-      "prefill: %lld tokens in %.3f s (%.1f tokens/s)\n"
-      "decode:  %lld tokens in %.3f s (%.1f tokens/s)\n"
-      "time to first token: %.3f s\n"
-      "memory: weights %.1f MiB (mapped), arena %.1f MiB, "
-      "KV cache %.1f MiB (context %lld)\n",
-      gemmac_session_backend_name(s), static_cast<long long>(st.prompt_tokens),
-      st.prefill_seconds, st.prefill_tokens_per_second,
-      static_cast<long long>(st.decode_tokens), st.decode_seconds,
-      st.decode_tokens_per_second, st.time_to_first_token,
-      st.weights_bytes / 1048576.0, st.arena_bytes / 1048576.0,
-      st.kv_cache_bytes / 1048576.0, static_cast<long long>(st.context_length));
+  std::string backend = gemmac_session_backend_name(s);
+  const std::string device = gemmac_session_backend_description(s);
+  if (!device.empty())
+    backend += " (" + device + ")";
+  std::fprintf(stderr,
+               "backend: %s\n"
+               "prefill: %lld tokens in %.3f s (%.1f tokens/s)\n"
+               "decode:  %lld tokens in %.3f s (%.1f tokens/s)\n"
+               "time to first token: %.3f s\n"
+               "memory: weights %.1f MiB (mapped), arena %.1f MiB, "
+               "KV cache %.1f MiB (context %lld)\n",
+               backend.c_str(), static_cast<long long>(st.prompt_tokens),
+               st.prefill_seconds, st.prefill_tokens_per_second,
+               static_cast<long long>(st.decode_tokens), st.decode_seconds,
+               st.decode_tokens_per_second, st.time_to_first_token,
+               st.weights_bytes / 1048576.0, st.arena_bytes / 1048576.0,
+               st.kv_cache_bytes / 1048576.0,
+               static_cast<long long>(st.context_length));
 }
 
 int RunChat(gemmac_session *s, const Options &o,

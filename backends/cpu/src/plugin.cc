@@ -16,11 +16,13 @@
 #include <cstring>
 #include <initializer_list>
 #include <new>
+#include <string>
 #include <vector>
 
 #include <tbb/info.h>
 #include <tbb/task_arena.h>
 
+#include "cpu_features.h"
 #include "gemmac/cpu_plugin.h"
 #include "kernels.h"
 #include "numeric.h"
@@ -596,6 +598,7 @@ using namespace gemmac::cpu;
 struct gemmac_backend {
   explicit gemmac_backend(int threads) : arena(threads) {}
   tbb::task_arena arena;
+  std::string description; // describe(): made at create
 };
 
 struct gemmac_kernel {
@@ -634,6 +637,8 @@ int32_t Create(const gemmac_backend_options *options, gemmac_backend **out,
       threads = tbb::info::default_concurrency();
     auto *b = new gemmac_backend(threads);
     b->arena.initialize();
+    b->description = Describe() + ", " + std::to_string(threads) +
+                     (threads == 1 ? " thread" : " threads");
     *out = b;
     return GEMMAC_PLUGIN_OK;
   } catch (const std::bad_alloc &) {
@@ -644,6 +649,10 @@ int32_t Create(const gemmac_backend_options *options, gemmac_backend **out,
 }
 
 void Destroy(gemmac_backend *backend) { delete backend; }
+
+const char *DescribeBackend(gemmac_backend *backend) {
+  return backend ? backend->description.c_str() : "";
+}
 
 int32_t Supports(gemmac_backend *backend, const gemmac_op_desc *desc) {
   Errors none(nullptr);
@@ -1151,6 +1160,7 @@ extern "C" int32_t gemmac_cpu_plugin_entry(uint32_t abi_major,
   table.launch = Launch;
   table.alloc = Alloc;
   table.free = Free;
+  table.describe = DescribeBackend;
   const size_t n = std::min(api_size, sizeof(table));
   table.struct_size = n;
   std::memcpy(api, &table, n);

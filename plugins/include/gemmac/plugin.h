@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 #define GEMMAC_PLUGIN_ABI_MAJOR 1
-#define GEMMAC_PLUGIN_ABI_MINOR 2
+#define GEMMAC_PLUGIN_ABI_MINOR 3
 
 #if defined(_WIN32)
 #define GEMMAC_PLUGIN_EXPORT __declspec(dllexport)
@@ -245,6 +245,11 @@ typedef struct gemmac_plugin_api {
   /* Device memory for activations and KV caches. */
   void* (*alloc)(gemmac_backend* backend, size_t bytes, size_t alignment);
   void (*free)(gemmac_backend* backend, void* ptr);
+
+  /* ABI 1.3 (may be NULL): one line on the device this backend instance runs
+   * on, e.g. the CPU's instruction-set level ("avx512 [...]"), for tools and
+   * logs. The string stays valid until destroy(). */
+  const char* (*describe)(gemmac_backend* backend);
 } gemmac_plugin_api;
 
 /* The one exported symbol of a plugin shared library. The runtime passes the

@@ -328,6 +328,11 @@ gemmac_session_get_stats(const gemmac_session *session,
 /* Name of the backend plugin the session runs on. */
 GEMMAC_API const char *
 gemmac_session_backend_name(const gemmac_session *session);
+/* One line on the device the session's backend runs on, from plugins of ABI
+ * 1.3 and later (e.g. "cpu avx512 [...], 2 threads"); "" when the plugin
+ * gives none. Valid while the session lives. */
+GEMMAC_API const char *
+gemmac_session_backend_description(const gemmac_session *session);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstring>
+#include <string>
 
 #include "cpu_test_support.h"
 #include "gemmac/cpu_plugin.h"
@@ -34,6 +35,26 @@ TEST_P(AbiTest, IdentifiesItself) {
   EXPECT_NE(api_.launch, nullptr);
   EXPECT_NE(api_.alloc, nullptr);
   EXPECT_NE(api_.free, nullptr);
+  EXPECT_NE(api_.describe, nullptr);
+}
+
+// describe() (ABI 1.3): the instruction-set level the kernels run at and the
+// thread count, valid until destroy.
+TEST_P(AbiTest, DescribesTheLevelAndThreads) {
+  gemmac_backend_options opts{};
+  opts.struct_size = sizeof(opts);
+  opts.num_threads = 3;
+  gemmac_backend *b = nullptr;
+  gemmac_plugin_error e{};
+  e.struct_size = sizeof(e);
+  ASSERT_EQ(api_.create(&opts, &b, &e), GEMMAC_PLUGIN_OK) << e.message;
+  const std::string d = api_.describe(b);
+  EXPECT_TRUE(d.rfind("scalar", 0) == 0 || d.rfind("avx2", 0) == 0 ||
+              d.rfind("avx512", 0) == 0)
+      << d;
+  EXPECT_NE(d.find("amx: "), std::string::npos) << d;
+  EXPECT_NE(d.find(", 3 threads"), std::string::npos) << d;
+  api_.destroy(b);
 }
 
 TEST_P(AbiTest, RefusesAnotherMajorVersion) {

@@ -205,6 +205,8 @@ TEST_F(CApiTest, GenerateStreamsTextAndReportsStats) {
   gemmac_session *s = NewSession();
   ASSERT_NE(s, nullptr);
   EXPECT_STREQ(gemmac_session_backend_name(s), "testref");
+  // The test plugin has no describe(): an empty line, not a null.
+  EXPECT_STREQ(gemmac_session_backend_description(s), "");
   int32_t *ids = nullptr;
   size_t n = 0;
   ASSERT_EQ(gemmac_session_tokenize(s, "Once upon a time", 16, 1, &ids, &n),

@@ -12,7 +12,12 @@
 // direct: `B/s`, the weight bytes streamed per second (decode is bound by
 // it), and `FLOP/s`, 2 x T x rows x cols per matrix (prefill is bound by it).
 // `of_probe` is B/s over the bandwidth the built-in probe measured at start
-// (same thread count), i.e. the decode roofline fraction of that kernel.
+// (same thread count), i.e. the decode roofline fraction of that kernel;
+// `of_peak` is FLOP/s over the arithmetic peak of the active instruction-set
+// level (compute_peak.cc: f32 FMA for bf16, int8 dot products for the
+// quantized formats, one core's measured peak times the threads), i.e. the
+// prefill roofline fraction. `launch/add/N` times one small op's launch:
+// the fixed cost every op of a decode step pays.
 //
 // The weights are "cold" as in a real decode step, which streams 1 GB of
 // weights per token: each iteration uses the next of several copies, together
@@ -37,6 +42,8 @@
 #include <vector>
 
 #include "bandwidth_probe.h"
+#include "compute_peak.h"
+#include "cpu_features.h"
 #include "gemmac/cpu_plugin.h"
 #include "gemmac/plugin.h"
 
@@ -46,6 +53,8 @@ gemmac_plugin_api g_api{};
 gemmac_backend *g_backend = nullptr;
 int g_threads = 1;
 double g_probe_bytes_per_s = 0; // 0: no probe
+// The active level's arithmetic peak over g_threads cores (0: none).
+gemmac::bench::ComputePeak g_peak;
 uint64_t g_cold_bytes = uint64_t(1) << 30;
 
 const char *DTypeName(int32_t dtype) {
@@ -260,10 +269,60 @@ void RunCase(benchmark::State &state, Case c) {
   if (g_probe_bytes_per_s > 0)
     state.counters["of_probe"] = Counter(bytes / g_probe_bytes_per_s,
                                          Counter::kIsIterationInvariantRate);
+  // Float weights run on f32 FMAs, quantized ones on int8 dot products.
+  const double peak =
+      c.dtype == GEMMAC_DTYPE_BF16 ? g_peak.f32_flops : g_peak.int8_ops;
+  if (peak > 0)
+    state.counters["of_peak"] =
+        Counter(flops / peak, Counter::kIsIterationInvariantRate);
   state.counters["copies"] = double(copies);
 }
 
+// One launch of `add` over n floats: the plugin's fixed cost per op (ABI
+// checks, the task arena, the parallel loop) at n = 1, and a decode-sized
+// elementwise op at n = 1152. A decode step launches a few ops per layer.
+void RunLaunch(benchmark::State &state, int64_t n) {
+  const int32_t dtypes[2] = {GEMMAC_DTYPE_F32, GEMMAC_DTYPE_F32};
+  int32_t out_dtype = GEMMAC_DTYPE_F32;
+  gemmac_op_desc d{};
+  d.struct_size = sizeof(d);
+  d.op = GEMMAC_OP_ADD;
+  d.attrs.struct_size = sizeof(d.attrs);
+  d.num_inputs = 2;
+  d.input_dtypes = dtypes;
+  d.num_outputs = 1;
+  d.output_dtypes = &out_dtype;
+  gemmac_plugin_error err{};
+  err.struct_size = sizeof(err);
+  gemmac_kernel *kernel = nullptr;
+  if (g_api.prepare(g_backend, &d, &kernel, &err) != GEMMAC_PLUGIN_OK) {
+    state.SkipWithError(err.message);
+    return;
+  }
+  std::vector<float> a(size_t(n), 1.0f), b(size_t(n), 2.0f), y(size_t(n), 0.0f);
+  gemmac_tensor in[2] = {Tensor(a.data(), GEMMAC_DTYPE_F32, 1, n),
+                         Tensor(b.data(), GEMMAC_DTYPE_F32, 1, n)};
+  gemmac_tensor out = Tensor(y.data(), GEMMAC_DTYPE_F32, 1, n);
+  gemmac_exec_context ctx{};
+  ctx.struct_size = sizeof(ctx);
+  ctx.tokens = 1;
+  for (auto _ : state) {
+    if (g_api.launch(g_backend, kernel, in, 2, &out, 1, &ctx, &err) !=
+        GEMMAC_PLUGIN_OK) {
+      state.SkipWithError(err.message);
+      break;
+    }
+    benchmark::DoNotOptimize(y.data());
+  }
+  g_api.release(g_backend, kernel);
+}
+
 void RegisterAll() {
+  for (int64_t n : {int64_t(1), int64_t(1152)})
+    benchmark::RegisterBenchmark(("launch/add/" + std::to_string(n)).c_str(),
+                                 RunLaunch, n)
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
   const int32_t dtypes[] = {GEMMAC_DTYPE_BF16, GEMMAC_DTYPE_Q8C,
                             GEMMAC_DTYPE_Q4G32, GEMMAC_DTYPE_Q4G32R8};
   struct Shape {
@@ -277,6 +336,7 @@ void RegisterAll() {
       {GEMMAC_OP_GATED_MLP, 1, 6912, 1152, "gated_mlp/T1/2x6912x1152"},
       {GEMMAC_OP_LINEAR, 64, 6912, 1152, "linear/T64/6912x1152"},
       {GEMMAC_OP_LINEAR, 64, 1152, 6912, "linear/T64/1152x6912"},
+      {GEMMAC_OP_GATED_MLP, 256, 6912, 1152, "gated_mlp/T256/2x6912x1152"},
   };
   for (const Shape &s : shapes)
     for (int32_t dt : dtypes)
@@ -348,6 +408,21 @@ int main(int argc, char **argv) {
     } else {
       std::fprintf(stderr, "gemmac_kernel_bench: probe: %s\n", p.error.c_str());
     }
+  }
+
+  const gemmac::cpu::Isa isa = gemmac::cpu::ActiveIsa();
+  benchmark::AddCustomContext("cpu_level", gemmac::cpu::Describe());
+  g_peak = gemmac::bench::MeasureComputePeak(isa);
+  g_peak.f32_flops *= g_threads;
+  g_peak.int8_ops *= g_threads;
+  if (g_peak.f32_flops > 0) {
+    char b[160];
+    std::snprintf(b, sizeof(b),
+                  "f32 FMA %.1f GFLOP/s, int8 dot %.1f GOP/s (%s, one core's "
+                  "measured peak x %d threads)",
+                  g_peak.f32_flops / 1e9, g_peak.int8_ops / 1e9,
+                  gemmac::cpu::IsaName(isa), g_threads);
+    benchmark::AddCustomContext("compute_peak", b);
   }
 
   RegisterAll();

@@ -13,6 +13,7 @@
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
+#include "attention_rows.h"
 #include "numeric.h"
 #include "tiles.h"
 
@@ -153,116 +154,22 @@ void StoreRows(const AttentionArgs &a, const float *src, void *cache,
                     });
 }
 
-// The f32 and int8 cache rows, read the same way by the attention loop:
-// Dot(q, row) = q . k_row and Axpy(acc, e, row) acc += e * v_row.
-struct F32Cache {
-  const float *k, *v;
-  int64_t KV, D;
-  float Dot(const float *q, int64_t r) const {
-    const float *kr = k + r * D;
-    float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-    for (int64_t d = 0; d < D; ++d)
-      acc += q[d] * kr[d];
-    return acc;
-  }
-  void Axpy(float *acc, float e, int64_t r) const {
-    const float *vr = v + r * D;
-#pragma omp simd
-    for (int64_t d = 0; d < D; ++d)
-      acc[d] += e * vr[d];
-  }
-};
-
-// Dequantized as read: k = int8 * k_scale[row], so q . k is the integer-
-// weighted sum times the row's scale, and e * v is (e * v_scale) * int8.
-struct I8Cache {
-  const int8_t *k, *v;
-  const float *k_scale, *v_scale;
-  int64_t KV, D;
-  float Dot(const float *q, int64_t r) const {
-    const int8_t *kr = k + r * D;
-    float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-    for (int64_t d = 0; d < D; ++d)
-      acc += q[d] * float(kr[d]);
-    return acc * k_scale[r];
-  }
-  void Axpy(float *acc, float e, int64_t r) const {
-    const int8_t *vr = v + r * D;
-    const float es = e * v_scale[r];
-#pragma omp simd
-    for (int64_t d = 0; d < D; ++d)
-      acc[d] += es * float(vr[d]);
-  }
-};
-
-template <class Cache> bool AttendAll(const AttentionArgs &a, const Cache &c) {
-  const int64_t H = a.H, D = a.D, group = a.H / a.KV;
-  std::atomic<bool> ok{true};
-  tbb::parallel_for(Range(0, a.T * H), [&](const Range &r) {
-    const int slot = tbb::this_task_arena::current_thread_index();
-    if (slot < 0 || slot >= a.scratch_slots) {
-      ok.store(false, std::memory_order_relaxed);
-      return;
-    }
-    float *acc = a.scratch + slot * a.scratch_stride;
-    for (int64_t idx = r.begin(); idx < r.end(); ++idx) {
-      const int64_t t = idx / H, h = idx % H;
-      const int64_t kv_head = h / group;
-      const int64_t p = a.past + t;
-      const int64_t first =
-          a.window > 0 ? std::max<int64_t>(0, p - a.window + 1) : 0;
-      const float *qh = a.q + t * H * D + h * D;
-
-      // Online softmax: m is the running max, l the running sum of
-      // exp(s - m), acc the running sum of exp(s - m) * v.
-      float m = -std::numeric_limits<float>::infinity();
-      float l = 0.0f;
-      std::fill(acc, acc + D, 0.0f);
-      int64_t ring = first % a.capacity;
-      for (int64_t j = first; j <= p; ++j) {
-        const int64_t crow = ring * a.KV + kv_head;
-        if (++ring == a.capacity)
-          ring = 0;
-        float s = c.Dot(qh, crow) * a.scale;
-        if (a.softcap > 0.0f)
-          s = a.softcap * std::tanh(s / a.softcap);
-        if (s > m) {
-          const float cf = std::exp(m - s);
-          l *= cf;
-#pragma omp simd
-          for (int64_t d = 0; d < D; ++d)
-            acc[d] *= cf;
-          m = s;
-        }
-        const float e = std::exp(s - m);
-        l += e;
-        c.Axpy(acc, e, crow);
-      }
-      // Writing last lets out alias q: this (t, h) has finished reading qh.
-      float *oh = a.out + t * H * D + h * D;
-      const float inv = 1.0f / l;
-#pragma omp simd
-      for (int64_t d = 0; d < D; ++d)
-        oh[d] = acc[d] * inv;
-    }
-  });
-  return ok.load(std::memory_order_relaxed);
-}
-
 } // namespace
 
 bool Attention(const AttentionArgs &a) {
   StoreRows(a, a.k, a.k_cache, a.k_scale);
   StoreRows(a, a.v, a.v_cache, a.v_scale);
-  if (a.k_scale != nullptr)
-    return AttendAll(a, I8Cache{static_cast<const int8_t *>(a.k_cache),
-                                static_cast<const int8_t *>(a.v_cache),
-                                a.k_scale, a.v_scale, a.KV, a.D});
-  return AttendAll(a,
-                   F32Cache{static_cast<const float *>(a.k_cache),
-                            static_cast<const float *>(a.v_cache), a.KV, a.D});
+  const AttendFn attend = AttendFor(a.k_scale != nullptr);
+  std::atomic<bool> ok{true};
+  tbb::parallel_for(Range(0, a.T * a.H), [&](const Range &r) {
+    const int slot = tbb::this_task_arena::current_thread_index();
+    if (slot < 0 || slot >= a.scratch_slots) {
+      ok.store(false, std::memory_order_relaxed);
+      return;
+    }
+    attend(a, r.begin(), r.end(), a.scratch + slot * a.scratch_stride);
+  });
+  return ok.load(std::memory_order_relaxed);
 }
 
 void GeluTanh(const float *x, int64_t n, float *y) {

@@ -83,11 +83,6 @@ void NormHeads(float *y, int64_t heads, int64_t D, const float *w, float eps,
   }
 }
 
-float Gelu(float v) {
-  const float k = 0.7978845608028654f; // sqrt(2/pi), as the gelu_tanh op
-  return 0.5f * v * (1.0f + std::tanh(k * (v + 0.044715f * v * v * v)));
-}
-
 } // namespace
 
 void AddRmsNorm(const float *x, const float *y, int64_t T, int64_t N,
@@ -198,13 +193,18 @@ void GatedMlp(const float *x, int64_t T, int64_t K, const float *norm,
             const int64_t nr = std::min(kRowTile, F - n0);
             for (int64_t i = 0; i < tt; i += kTokenGroup) {
               const int64_t nt = std::min(kTokenGroup, tt - i);
-              float g[kRowTile * kTokenGroup], u[kRowTile * kTokenGroup];
+              float g[kRowTile * kTokenGroup] = {};
+              float u[kRowTile * kTokenGroup] = {};
               dg(w_gate, n0, nr, a, i, nt, g);
               du(w_up, n0, nr, a, i, nt, u);
+              // The whole tile at once, so that the GELU vectorizes.
+              float o[kRowTile * kTokenGroup];
+#pragma omp simd
+              for (int64_t j = 0; j < kRowTile * kTokenGroup; ++j)
+                o[j] = GeluTanhF(g[j]) * u[j];
               for (int64_t rr = 0; rr < nr; ++rr)
                 for (int64_t j = 0; j < nt; ++j)
-                  y[(t0 + i + j) * F + n0 + rr] =
-                      Gelu(g[rr * kTokenGroup + j]) * u[rr * kTokenGroup + j];
+                  y[(t0 + i + j) * F + n0 + rr] = o[rr * kTokenGroup + j];
             }
           }
         });

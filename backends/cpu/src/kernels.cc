@@ -174,11 +174,9 @@ bool Attention(const AttentionArgs &a) {
 
 void GeluTanh(const float *x, int64_t n, float *y) {
   ParallelElements(n, [&](int64_t b, int64_t e) {
-    const float k = 0.7978845608028654f; // sqrt(2/pi)
-    for (int64_t i = b; i < e; ++i) {
-      const float v = x[i];
-      y[i] = 0.5f * v * (1.0f + std::tanh(k * (v + 0.044715f * v * v * v)));
-    }
+#pragma omp simd
+    for (int64_t i = b; i < e; ++i)
+      y[i] = GeluTanhF(x[i]);
   });
 }
 

@@ -158,6 +158,35 @@ inline float LoadF32(const uint8_t *p) {
   return f;
 }
 
+// exp(x) in plain f32 arithmetic that `omp simd` loops vectorize (no libm
+// call): x = n ln2 + r with |r| <= ln2/2 (Cody-Waite), exp(r) by its Taylor
+// polynomial to r^7, 2^n from the exponent bits. Inputs are clamped to
+// [-87, 88], where 2^n stays a normal float; relative error ~2e-7.
+inline float ExpF(float x) {
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  // Round to nearest by the 1.5 * 2^23 trick (no SSE4.1 roundps needed).
+  const float shift = 12582912.0f;
+  const float n = (x * 1.44269504088896341f + shift) - shift;
+  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+  float p = 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  return p * BitsToF32(uint32_t(int32_t(n) + 127) << 23);
+}
+
+// gelu_tanh(v) = 0.5 v (1 + tanh(u)), u = sqrt(2/pi) (v + 0.044715 v^3),
+// computed as v / (1 + exp(-2u)) (the same function: 1 + tanh(u) =
+// 2 / (1 + exp(-2u))) with ExpF, so that loops over it vectorize.
+inline float GeluTanhF(float v) {
+  const float u = 0.7978845608028654f * (v + 0.044715f * v * v * v);
+  return v / (1.0f + ExpF(-2.0f * u));
+}
+
 // A weight matrix [rows, cols] as stored in the module, in any weight dtype.
 // `rows` counts every stored row: the Q8C scales follow all of them, even
 // when a kernel reads only the first few (lm_head over a padded table).

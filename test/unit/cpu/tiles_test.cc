@@ -154,3 +154,23 @@ INSTANTIATE_TEST_SUITE_P(Levels, TilesTest, ::testing::ValuesIn(kLevels),
 
 } // namespace
 } // namespace gemmac::cpu_test
+
+namespace gemmac::cpu_test {
+namespace {
+
+// ExpF (numeric.h), which the GELU of gated_mlp and gelu_tanh use: relative
+// error against double exp over its whole range, and the clamps.
+TEST(ExpF, RelativeErrorOverTheRange) {
+  double worst = 0;
+  for (float x = -87.0f; x <= 88.0f; x += 0.01171875f) {
+    const double want = std::exp(double(x));
+    worst = std::max(worst, std::fabs(cpu::ExpF(x) - want) / want);
+  }
+  EXPECT_LT(worst, 4e-7);
+  EXPECT_EQ(cpu::ExpF(0.0f), 1.0f);
+  EXPECT_GT(cpu::ExpF(-1000.0f), 0.0f); // clamped, not 0 or NaN
+  EXPECT_TRUE(std::isfinite(cpu::ExpF(1000.0f)));
+}
+
+} // namespace
+} // namespace gemmac::cpu_test

@@ -20,6 +20,7 @@
 #include <tbb/parallel_for.h>
 
 #include "kernels.h"
+#include "loops.h"
 #include "tiles.h"
 
 namespace gemmac::cpu {
@@ -179,6 +180,7 @@ void GatedMlp(const float *x, int64_t T, int64_t K, const float *norm,
               const WeightMatrix &w_gate, const WeightMatrix &w_up, float eps,
               float offset, float *y) {
   const int64_t F = w_gate.rows;
+  const GeluMulFn gelu_mul = ActiveLoops().gelu_mul;
   const TileFn dg = TileFor(w_gate.dtype);
   const TileFn du = TileFor(w_up.dtype);
   const bool codes = NeedsCodes(w_gate.dtype) || NeedsCodes(w_up.dtype);
@@ -199,9 +201,7 @@ void GatedMlp(const float *x, int64_t T, int64_t K, const float *norm,
               du(w_up, n0, nr, a, i, nt, u);
               // The whole tile at once, so that the GELU vectorizes.
               float o[kRowTile * kTokenGroup];
-#pragma omp simd
-              for (int64_t j = 0; j < kRowTile * kTokenGroup; ++j)
-                o[j] = GeluTanhF(g[j]) * u[j];
+              gelu_mul(g, u, kRowTile * kTokenGroup, o);
               for (int64_t rr = 0; rr < nr; ++rr)
                 for (int64_t j = 0; j < nt; ++j)
                   y[(t0 + i + j) * F + n0 + rr] = o[rr * kTokenGroup + j];

@@ -13,7 +13,7 @@
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
-#include "attention_rows.h"
+#include "loops.h"
 #include "numeric.h"
 #include "tiles.h"
 
@@ -159,7 +159,8 @@ void StoreRows(const AttentionArgs &a, const float *src, void *cache,
 bool Attention(const AttentionArgs &a) {
   StoreRows(a, a.k, a.k_cache, a.k_scale);
   StoreRows(a, a.v, a.v_cache, a.v_scale);
-  const AttendFn attend = AttendFor(a.k_scale != nullptr);
+  const LevelLoops &loops = ActiveLoops();
+  const AttendFn attend = a.k_scale != nullptr ? loops.i8 : loops.f32;
   std::atomic<bool> ok{true};
   tbb::parallel_for(Range(0, a.T * a.H), [&](const Range &r) {
     const int slot = tbb::this_task_arena::current_thread_index();

@@ -1,0 +1,43 @@
+// Loops other than the tile kernels that are worth vectorizing wider than
+// the baseline, at every instruction-set level: the same C++ source
+// (loops.inc) compiled for the baseline, AVX2 and AVX-512, where its
+// `omp simd` loops become 4-, 8- or 16-lane code. Now: the attention loop
+// over cached rows (kernels.cc's Attention after the new rows are stored)
+// and gated_mlp's GELU epilogue.
+#ifndef GEMMAC_BACKENDS_CPU_LOOPS_H_
+#define GEMMAC_BACKENDS_CPU_LOOPS_H_
+
+#include <cstdint>
+
+#include "cpu_features.h"
+#include "kernels.h"
+
+namespace gemmac::cpu {
+
+// Attention of query rows idx in [begin, end) (idx = t * H + h) over the
+// cache, written to a.out; acc holds a.D floats of scratch. Causal, windowed
+// when a.window > 0, soft-capped when a.softcap > 0. Keys are taken in
+// blocks of 16: their scores first, then one online-softmax rescale per
+// block (running max m, running sum l of exp(s - m), acc of exp(s - m) * v).
+using AttendFn = void (*)(const AttentionArgs &a, int64_t begin, int64_t end,
+                          float *acc);
+
+// o[j] = gelu_tanh(g[j]) * u[j] for j < n (GeluTanhF, numeric.h).
+using GeluMulFn = void (*)(const float *g, const float *u, int64_t n, float *o);
+
+struct LevelLoops {
+  AttendFn f32 = nullptr; // f32 cache
+  AttendFn i8 = nullptr;  // int8 cache with per-row scales
+  GeluMulFn gelu_mul = nullptr;
+};
+
+const LevelLoops &ScalarLoops();
+const LevelLoops &Avx2Loops();
+const LevelLoops &Avx512Loops();
+
+// The loops of ActiveIsa().
+const LevelLoops &ActiveLoops();
+
+} // namespace gemmac::cpu
+
+#endif // GEMMAC_BACKENDS_CPU_LOOPS_H_

@@ -1,0 +1,28 @@
+// loops.inc at the scalar level (loops.h).
+#include <cmath>
+#include <cstdint>
+
+#include "loops.h"
+
+namespace gemmac::cpu {
+namespace {
+#include "loops.inc"
+} // namespace
+} // namespace gemmac::cpu
+
+namespace gemmac::cpu {
+
+const LevelLoops &ScalarLoops() {
+  static const LevelLoops k{&AttendRange<F32Rows>, &AttendRange<I8Rows>,
+                            &GeluMul};
+  return k;
+}
+
+const LevelLoops &ActiveLoops() {
+  const Isa isa = ActiveIsa();
+  return isa >= Isa::kAvx512 ? Avx512Loops()
+         : isa >= Isa::kAvx2 ? Avx2Loops()
+                             : ScalarLoops();
+}
+
+} // namespace gemmac::cpu

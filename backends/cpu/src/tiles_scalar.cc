@@ -288,13 +288,16 @@ void QuantizeRow(const float *x, int64_t K, int64_t qstride, int8_t *q,
       amax = std::max(amax, std::fabs(x[k0 + j]));
     const float db = amax / 127.0f;
     const float id = db != 0.0f ? 1.0f / db : 0.0f;
+    // Round to nearest even by adding and subtracting 1.5 * 2^23 (exact for
+    // |v| <= 2^22, and |x * id| <= 127 here): what nearbyint does in the
+    // default rounding mode, without its libm call, so the loop vectorizes.
+    const float shift = 12582912.0f;
     int32_t sum = 0;
+#pragma omp simd reduction(+ : sum)
     for (int64_t j = 0; j < kActBlock; ++j) {
-      int32_t v = 0;
-      if (j < len) {
-        v = int32_t(std::nearbyint(x[k0 + j] * id));
-        v = std::min(127, std::max(-127, v));
-      }
+      const float r = j < len ? (x[k0 + j] * id + shift) - shift : 0.0f;
+      int32_t v = int32_t(r);
+      v = v < -127 ? -127 : (v > 127 ? 127 : v);
       q[k0 + j] = int8_t(v);
       sum += v;
     }

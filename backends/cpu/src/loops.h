@@ -2,8 +2,8 @@
 // the baseline, at every instruction-set level: the same C++ source
 // (loops.inc) compiled for the baseline, AVX2 and AVX-512, where its
 // `omp simd` loops become 4-, 8- or 16-lane code. Now: the attention loop
-// over cached rows (kernels.cc's Attention after the new rows are stored)
-// and gated_mlp's GELU epilogue.
+// over cached rows (kernels.cc's Attention after the new rows are stored),
+// gated_mlp's GELU epilogue and the Q8 codes of PrepareActs.
 #ifndef GEMMAC_BACKENDS_CPU_LOOPS_H_
 #define GEMMAC_BACKENDS_CPU_LOOPS_H_
 
@@ -25,10 +25,17 @@ using AttendFn = void (*)(const AttentionArgs &a, int64_t begin, int64_t end,
 // o[j] = gelu_tanh(g[j]) * u[j] for j < n (GeluTanhF, numeric.h).
 using GeluMulFn = void (*)(const float *g, const float *u, int64_t n, float *o);
 
+// The Q8 codes of one prepared row (tiles.h's rule): blocks of 32 of
+// x[0, K), codes zero past K up to qstride; d and s get qstride / 32 block
+// scales and code sums. Every level computes the same codes.
+using QuantizeRowFn = void (*)(const float *x, int64_t K, int64_t qstride,
+                               int8_t *q, float *d, int32_t *s);
+
 struct LevelLoops {
   AttendFn f32 = nullptr; // f32 cache
   AttendFn i8 = nullptr;  // int8 cache with per-row scales
   GeluMulFn gelu_mul = nullptr;
+  QuantizeRowFn quantize_row = nullptr;
 };
 
 const LevelLoops &ScalarLoops();

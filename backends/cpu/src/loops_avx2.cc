@@ -17,7 +17,7 @@ namespace gemmac::cpu {
 
 const LevelLoops &Avx2Loops() {
   static const LevelLoops k{&AttendRange<F32Rows>, &AttendRange<I8Rows>,
-                            &GeluMul};
+                            &GeluMul, &QuantizeRow};
   return k;
 }
 

@@ -18,7 +18,7 @@ namespace gemmac::cpu {
 
 const LevelLoops &Avx512Loops() {
   static const LevelLoops k{&AttendRange<F32Rows>, &AttendRange<I8Rows>,
-                            &GeluMul};
+                            &GeluMul, &QuantizeRow};
   return k;
 }
 

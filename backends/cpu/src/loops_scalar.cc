@@ -14,7 +14,7 @@ namespace gemmac::cpu {
 
 const LevelLoops &ScalarLoops() {
   static const LevelLoops k{&AttendRange<F32Rows>, &AttendRange<I8Rows>,
-                            &GeluMul};
+                            &GeluMul, &QuantizeRow};
   return k;
 }
 

@@ -10,6 +10,7 @@
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 
+#include "loops.h"
 #include "tiles.h"
 
 namespace gemmac::cpu {
@@ -278,34 +279,6 @@ TileFn Entry(const TileKernels &k, int32_t dtype) {
   }
 }
 
-// One row of Q8 codes: blocks of 32 of xf[0, K), zero past K up to qstride.
-void QuantizeRow(const float *x, int64_t K, int64_t qstride, int8_t *q,
-                 float *d, int32_t *s) {
-  for (int64_t k0 = 0, b = 0; k0 < qstride; k0 += kActBlock, ++b) {
-    const int64_t len = std::max<int64_t>(0, std::min(kActBlock, K - k0));
-    float amax = 0.0f;
-    for (int64_t j = 0; j < len; ++j)
-      amax = std::max(amax, std::fabs(x[k0 + j]));
-    const float db = amax / 127.0f;
-    const float id = db != 0.0f ? 1.0f / db : 0.0f;
-    // Round to nearest even by adding and subtracting 1.5 * 2^23 (exact for
-    // |v| <= 2^22, and |x * id| <= 127 here): what nearbyint does in the
-    // default rounding mode, without its libm call, so the loop vectorizes.
-    const float shift = 12582912.0f;
-    int32_t sum = 0;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < kActBlock; ++j) {
-      const float r = j < len ? (x[k0 + j] * id + shift) - shift : 0.0f;
-      int32_t v = int32_t(r);
-      v = v < -127 ? -127 : (v > 127 ? 127 : v);
-      q[k0 + j] = int8_t(v);
-      sum += v;
-    }
-    d[b] = db;
-    s[b] = sum;
-  }
-}
-
 } // namespace
 
 const TileKernels &ScalarTiles() {
@@ -370,6 +343,7 @@ Acts PrepareActs(const float *x, int64_t T, int64_t K, const float *norm,
   float *xd = buf.xd.data();
   int32_t *xs = buf.xs.data();
   const int64_t grain = std::max<int64_t>(1, 4096 / (K + 1));
+  const QuantizeRowFn quantize = ActiveLoops().quantize_row;
   tbb::parallel_for(Range(0, T, grain), [&](const Range &r) {
     for (int64_t t = r.begin(); t < r.end(); ++t) {
       const float *src = x + t * K;
@@ -383,8 +357,8 @@ Acts PrepareActs(const float *x, int64_t T, int64_t K, const float *norm,
       }
       if (codes) {
         const int64_t nb = a.qstride / kActBlock;
-        QuantizeRow(src, K, a.qstride, xq + t * a.qstride, xd + t * nb,
-                    xs + t * nb);
+        quantize(src, K, a.qstride, xq + t * a.qstride, xd + t * nb,
+                 xs + t * nb);
       }
     }
   });

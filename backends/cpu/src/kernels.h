@@ -1,10 +1,12 @@
 // The CPU backend's compute kernels, one function per op of docs/ops.md.
 //
 // plugin.cc validates operands and attributes, then calls these inside the
-// backend's task arena; they trust their arguments, parallelize with
-// tbb::parallel_for and never allocate. Weights are read in place in their
-// stored dtype (see numeric.h). Keeping the loops here, apart from the ABI
-// plumbing, makes each hot loop easy to find and to benchmark on its own.
+// backend's task arena; they trust their arguments and parallelize with
+// tbb::parallel_for. The only memory they take is the launching thread's
+// buffer of prepared rows (tiles.h), which grows to the largest request and
+// is then reused (a failure is launch's "out of memory"). Weights are read in
+// place in their stored dtype (see numeric.h). The matrix products run on the
+// tile kernels of tiles.h at the CPU's instruction-set level.
 #ifndef GEMMAC_BACKENDS_CPU_KERNELS_H_
 #define GEMMAC_BACKENDS_CPU_KERNELS_H_
 

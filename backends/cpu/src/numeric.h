@@ -309,7 +309,7 @@ struct Q4G128Rows {
 // Q4G32R8: Q4G32's blocks with each group of 8 rows interleaved per
 // 32-column block: a 144-byte run of the 8 rows' f16 d, then their 8
 // qs[16]. This view reads one row (embed's lookup, and any caller that
-// walks rows); the 8-row kernels of rows.cc read whole runs instead.
+// walks rows); the tile kernels (tiles_*.cc) read whole runs instead.
 struct Q4G32R8Rows {
   static constexpr int64_t kBlock = 32;
   static constexpr int64_t kRows = 8;

@@ -18,7 +18,7 @@ namespace {
 
 using Range = tbb::blocked_range<int64_t>;
 
-// Weights decoded to f32 per block of the format (rows.h's views in
+// Weights decoded to f32 per block of the format (the row views in
 // numeric.h) against the f32 rows: the float formats, and the quantized
 // ones under GEMMAC_CPU_F32_ACTS. Per block, the products are summed in
 // f32, scaled by the block's d (plus m times the block's sum of x for

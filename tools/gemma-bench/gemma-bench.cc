@@ -40,12 +40,15 @@
 #include <sys/resource.h>
 
 #include "bandwidth_probe.h"
+#include "cli.h"
 #include "gemmac/runtime.h"
 #ifdef GEMMAC_HAVE_CPU_STATIC
 #include "gemmac/cpu_plugin.h"
 #endif
 
 namespace {
+
+using gemmac::tools::ParseInt;
 
 using Clock = std::chrono::steady_clock;
 using gemmac::bench::ProbeResult;
@@ -87,21 +90,8 @@ int Fail(const std::string &msg) {
 // Consumes a status; returns its message prefixed with `what`, or "" when
 // it is a success.
 std::string Error(gemmac_status *st, const std::string &what) {
-  if (st == nullptr)
-    return "";
-  std::string m = what + ": " + gemmac_status_message(st);
-  gemmac_status_free(st);
-  return m;
-}
-
-bool ParseInt(const char *s, long long lo, long long hi, int64_t *out) {
-  char *end = nullptr;
-  errno = 0;
-  long long v = std::strtoll(s, &end, 10);
-  if (errno || end == s || *end || v < lo || v > hi)
-    return false;
-  *out = v;
-  return true;
+  const std::string m = gemmac::tools::TakeStatus(st);
+  return m.empty() ? m : what + ": " + m;
 }
 
 // Returns an error message, or "" on success.

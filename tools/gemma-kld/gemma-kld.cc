@@ -34,12 +34,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "gemmac/runtime.hpp"
 #ifdef GEMMAC_HAVE_CPU_STATIC
 #include "gemmac/cpu_plugin.h"
 #endif
 
 namespace {
+
+using gemmac::tools::ParseInt;
 
 namespace g = gemmac::api;
 
@@ -66,16 +69,6 @@ struct Options {
 int Fail(const std::string &msg) {
   std::fprintf(stderr, "gemma-kld: error: %s\n", msg.c_str());
   return 1;
-}
-
-bool ParseInt(const char *s, long long lo, long long hi, long long *out) {
-  char *end = nullptr;
-  errno = 0;
-  long long v = std::strtoll(s, &end, 10);
-  if (errno || end == s || *end || v < lo || v > hi)
-    return false;
-  *out = v;
-  return true;
 }
 
 // Returns an error message, or "" on success.

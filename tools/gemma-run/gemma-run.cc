@@ -16,12 +16,15 @@
 #include <string>
 #include <vector>
 
+#include "cli.h"
 #include "gemmac/runtime.h"
 #ifdef GEMMAC_HAVE_CPU_STATIC
 #include "gemmac/cpu_plugin.h"
 #endif
 
 namespace {
+
+using gemmac::tools::ParseInt;
 
 const char kUsage[] =
     "usage: gemma-run MODEL.gmc [options]\n"
@@ -64,16 +67,6 @@ bool Failed(gemmac_status *st, const char *what = nullptr) {
   std::fprintf(stderr, "gemma-run: %s%s%s\n", what ? what : "",
                what ? ": " : "", gemmac_status_message(st));
   gemmac_status_free(st);
-  return true;
-}
-
-bool ParseInt(const char *s, long long lo, long long hi, long long *out) {
-  char *end = nullptr;
-  errno = 0;
-  long long v = std::strtoll(s, &end, 10);
-  if (errno || end == s || *end || v < lo || v > hi)
-    return false;
-  *out = v;
   return true;
 }
 

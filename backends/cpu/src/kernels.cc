@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
@@ -156,20 +157,95 @@ void StoreRows(const AttentionArgs &a, const float *src, void *cache,
 
 } // namespace
 
+namespace {
+
+// The launching thread's buffer of per-chunk partial sums (split decode).
+std::vector<float> &ThreadPartials() {
+  thread_local std::vector<float> buf;
+  return buf;
+}
+
+// out = the softmax-weighted sum over all chunks of each unit's heads: with
+// M = max_c m_c, out = sum_c acc_c e^(m_c - M) / sum_c l_c e^(m_c - M).
+// A chunk with no keys has l = 0 and m = -inf and adds nothing.
+void MergeChunks(const AttentionArgs &a, const AttendPlan &plan, int64_t units,
+                 const float *partial) {
+  const int64_t D = a.D, gs = plan.gs, nc = plan.chunks;
+  const int64_t group = a.H / a.KV, nsub = group / gs;
+  for (int64_t b = 0; b < units; ++b) {
+    const int64_t t = b / (a.KV * nsub);
+    const int64_t kv_head = b / nsub % a.KV;
+    const int64_t h0 = kv_head * group + b % nsub * gs;
+    for (int64_t g = 0; g < gs; ++g) {
+      auto part = [&](int64_t c) {
+        return partial + ((b * nc + c) * gs + g) * (D + 2);
+      };
+      float M = -std::numeric_limits<float>::infinity();
+      for (int64_t c = 0; c < nc; ++c)
+        if (part(c)[D + 1] > 0.0f)
+          M = std::max(M, part(c)[D]);
+      float *oh = a.out + t * a.H * D + (h0 + g) * D;
+      std::fill(oh, oh + D, 0.0f);
+      float L = 0.0f;
+      for (int64_t c = 0; c < nc; ++c) {
+        const float *pc = part(c);
+        if (!(pc[D + 1] > 0.0f))
+          continue;
+        const float w = std::exp(pc[D] - M);
+        L += pc[D + 1] * w;
+        for (int64_t d = 0; d < D; ++d)
+          oh[d] += pc[d] * w;
+      }
+      const float inv = 1.0f / L;
+      for (int64_t d = 0; d < D; ++d)
+        oh[d] *= inv;
+    }
+  }
+}
+
+} // namespace
+
 bool Attention(const AttentionArgs &a) {
   StoreRows(a, a.k, a.k_cache, a.k_scale);
   StoreRows(a, a.v, a.v_cache, a.v_scale);
   const LevelLoops &loops = ActiveLoops();
   const AttendFn attend = a.k_scale != nullptr ? loops.i8 : loops.f32;
+  const int64_t group = a.H / a.KV, slots = a.scratch_slots;
+  // All query heads of a KV head in one unit (up to kMaxUnitHeads, a
+  // divisor of the group), so that its cached rows are read once for them.
+  AttendPlan plan;
+  for (int64_t c = std::min(group, kMaxUnitHeads); c >= 1; --c)
+    if (group % c == 0) {
+      plan.gs = c;
+      break;
+    }
+  const int64_t units = a.T * a.KV * (group / plan.gs);
+  // Fewer units than threads (decode): split each one's keys in chunks of
+  // at least 64, one per thread, and merge the chunks' softmax sums after.
+  const int64_t p = a.past + a.T - 1;
+  const int64_t span =
+      a.window > 0 ? std::min<int64_t>(p + 1, a.window) : p + 1;
+  if (units < slots)
+    plan.chunks =
+        std::max<int64_t>(1, std::min((slots + units - 1) / units, span / 64));
+  float *partial = nullptr;
+  std::vector<float> &part = ThreadPartials();
+  if (plan.chunks > 1) {
+    part.resize(size_t(units * plan.chunks * plan.gs * (a.D + 2)));
+    partial = part.data();
+  }
   std::atomic<bool> ok{true};
-  tbb::parallel_for(Range(0, a.T * a.H), [&](const Range &r) {
+  tbb::parallel_for(Range(0, units * plan.chunks), [&](const Range &r) {
     const int slot = tbb::this_task_arena::current_thread_index();
     if (slot < 0 || slot >= a.scratch_slots) {
       ok.store(false, std::memory_order_relaxed);
       return;
     }
-    attend(a, r.begin(), r.end(), a.scratch + slot * a.scratch_stride);
+    attend(a, plan, r.begin(), r.end(), a.scratch + slot * a.scratch_stride,
+           partial);
   });
+  if (partial != nullptr && ok.load(std::memory_order_relaxed))
+    MergeChunks(a, plan, units, partial);
   return ok.load(std::memory_order_relaxed);
 }
 

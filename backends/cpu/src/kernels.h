@@ -56,7 +56,8 @@ struct AttentionArgs {
   float *k_scale; // null for an f32 cache
   float *v_scale;
   int64_t capacity;
-  // D floats of accumulator per arena slot, allocated at prepare.
+  // min(H / KV, kMaxUnitHeads) x D floats of accumulator per arena slot
+  // (loops.h), allocated at prepare.
   float *scratch;
   int64_t scratch_stride;
   int64_t scratch_slots;
@@ -66,6 +67,9 @@ struct AttentionArgs {
 // (position, KV head) row as round(x / s), s = max|x| / 127), then computes
 // causal (optionally windowed, soft-capped) attention with a single-pass
 // online softmax over the cached (dequantized) rows.
+// The heads of a KV head are computed together (their cached rows are read
+// once); when there are fewer such units than threads (decode), the keys
+// are split in chunks whose softmax sums are merged after (split-K).
 // Returns false only if TBB ran a body on a thread without an arena slot
 // (no scratch to use); the output is then incomplete.
 bool Attention(const AttentionArgs &a);

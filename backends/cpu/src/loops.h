@@ -14,13 +14,28 @@
 
 namespace gemmac::cpu {
 
-// Attention of query rows idx in [begin, end) (idx = t * H + h) over the
-// cache, written to a.out; acc holds a.D floats of scratch. Causal, windowed
-// when a.window > 0, soft-capped when a.softcap > 0. Keys are taken in
-// blocks of 16: their scores first, then one online-softmax rescale per
-// block (running max m, running sum l of exp(s - m), acc of exp(s - m) * v).
-using AttendFn = void (*)(const AttentionArgs &a, int64_t begin, int64_t end,
-                          float *acc);
+// How one attention launch is cut into units (kernels.cc's Attention). A
+// unit is one position t, gs consecutive query heads of one KV head (gs
+// divides H / KV, gs <= kMaxUnitHeads) and one of `chunks` consecutive
+// ranges of its keys. With nsub = (H / KV) / gs, unit u is chunk u % chunks
+// of b = u / chunks: t = b / (KV * nsub), KV head b / nsub % KV, heads from
+// kv * (H / KV) + b % nsub * gs.
+constexpr int64_t kMaxUnitHeads = 8;
+struct AttendPlan {
+  int64_t gs = 1;
+  int64_t chunks = 1;
+};
+
+// Attention of units [begin, end) over the cache: causal, windowed when
+// a.window > 0, soft-capped when a.softcap > 0. acc holds gs * a.D floats of
+// scratch. Keys are taken in blocks of 16: their scores first, then one
+// online-softmax rescale per block and head (running max m, running sum l
+// of exp(s - m), acc of exp(s - m) * v). With partial null (chunks == 1)
+// the normalized rows go to a.out; otherwise each unit's heads write
+// {acc[D], m, l} to partial[(u * gs + g) * (D + 2)], for MergeChunks.
+using AttendFn = void (*)(const AttentionArgs &a, const AttendPlan &plan,
+                          int64_t begin, int64_t end, float *acc,
+                          float *partial);
 
 // o[j] = gelu_tanh(g[j]) * u[j] for j < n (GeluTanhF, numeric.h).
 using GeluMulFn = void (*)(const float *g, const float *u, int64_t n, float *o);

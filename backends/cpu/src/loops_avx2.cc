@@ -16,7 +16,7 @@ namespace {
 namespace gemmac::cpu {
 
 const LevelLoops &Avx2Loops() {
-  static const LevelLoops k{&AttendRange<F32Rows>, &AttendRange<I8Rows>,
+  static const LevelLoops k{&AttendUnits<F32Rows>, &AttendUnits<I8Rows>,
                             &GeluMul, &QuantizeRow};
   return k;
 }

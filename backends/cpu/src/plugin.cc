@@ -25,6 +25,7 @@
 #include "cpu_features.h"
 #include "gemmac/cpu_plugin.h"
 #include "kernels.h"
+#include "loops.h"
 #include "numeric.h"
 
 namespace gemmac::cpu {
@@ -684,8 +685,11 @@ int32_t Prepare(gemmac_backend *backend, const gemmac_op_desc *desc,
             std::pow(double(d.attrs.theta), -2.0 * double(i) / double(D));
     }
     if (d.op == GEMMAC_OP_ATTENTION) {
-      // Padded to a cache line so slots never share one.
-      k->scratch_stride = (int64_t(d.attrs.head_dim) + 15) / 16 * 16;
+      // One accumulator per head of an attention unit (loops.h), padded to
+      // a cache line so slots never share one.
+      const int64_t heads = std::min<int64_t>(
+          d.attrs.num_heads / d.attrs.num_kv_heads, kMaxUnitHeads);
+      k->scratch_stride = heads * ((int64_t(d.attrs.head_dim) + 15) / 16 * 16);
       k->scratch_slots = backend->arena.max_concurrency();
       if (!k->scratch.Allocate(size_t(k->scratch_stride * k->scratch_slots))) {
         delete k;

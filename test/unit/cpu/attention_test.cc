@@ -189,6 +189,22 @@ TEST_P(AttentionCases, GemmaSizedHeads) {
   Check({"gemma", 4, 1, 256, 8, 0.0f, 0.0625f, 8 + 6, {6, 1, 1, 6, 1}});
 }
 
+TEST_P(AttentionCases, DecodeSplitsTheKeysAcrossThreads) {
+  // One KV head and T = 1: fewer units than threads, so each decode step's
+  // keys are cut in chunks of >= 64 whose softmax sums are merged (the
+  // plugin has 2+ threads wherever the machine has 2+ cores). Global and
+  // windowed, f32 scores far apart (scale 0.5) so a wrong merge shows.
+  Check({"split", 4, 1, 64, 0, 0.0f, 0.5f, 400, {300, 1, 1, 1}});
+  Check({"split_window", 4, 1, 256, 150, 0.0f, 0.125f, 160, {9, 140, 1, 1}});
+}
+
+TEST_P(AttentionCases, GroupsLargerThanOneUnit) {
+  // 16 query heads on one KV head: two units of 8 heads each per position.
+  Check({"mqa16", 16, 1, 32, 0, 0.0f, 0.35f, 200, {130, 1, 1}});
+  // 12 heads on 4 KV heads (groups of 3) at decode.
+  Check({"gqa3", 12, 4, 16, 0, 0.0f, 0.3f, 200, {70, 1}});
+}
+
 TEST_P(AttentionCases, ConcurrentLaunchesOfOneKernel) {
   // Two sessions on one backend share a prepared kernel (and its per-slot
   // scratch) from two threads; each must get exactly its sequential result.

@@ -228,6 +228,12 @@ TEST_P(KvI8Test, GemmaSizedHeads) {
   Check({"gemma", 4, 1, 256, 8, 0.0f, 0.0625f, 8 + 6, {6, 1, 1, 6, 1}});
 }
 
+TEST_P(KvI8Test, DecodeSplitsTheKeysAcrossThreads) {
+  // One KV head, T = 1 and 200+ keys: the split-key decode path
+  // (attention_test.cc) over the int8 rows.
+  Check({"split", 4, 1, 64, 0, 0.0f, 0.5f, 260, {200, 1, 1}});
+}
+
 TEST_P(KvI8Test, ZeroRowsHaveZeroScale) {
   // An all-zero k/v row stores scale 0 and zeros, and attends as zeros.
   const int64_t H = 2, KV = 1, D = 8;

@@ -155,10 +155,6 @@ void StoreRows(const AttentionArgs &a, const float *src, void *cache,
                     });
 }
 
-} // namespace
-
-namespace {
-
 // The launching thread's buffer of per-chunk partial sums (split decode).
 std::vector<float> &ThreadPartials() {
   thread_local std::vector<float> buf;

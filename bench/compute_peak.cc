@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
 namespace gemmac::bench {
@@ -23,9 +24,8 @@ double Seconds(std::chrono::steady_clock::time_point a,
   return std::chrono::duration<double>(b - a).count();
 }
 
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-__attribute__((noinline)) double FmaAvx2() {
+#define GEMMAC_PEAK_AVX2 __attribute__((target("avx2,fma")))
+GEMMAC_PEAK_AVX2 __attribute__((noinline)) double FmaAvx2() {
   __m256 acc[10];
   for (int i = 0; i < 10; ++i)
     acc[i] = _mm256_set1_ps(float(i));
@@ -43,7 +43,7 @@ __attribute__((noinline)) double FmaAvx2() {
   return double(kIters) * 10 * 8 * 2 / Seconds(t0, t1);
 }
 
-__attribute__((noinline)) double DotAvx2() {
+GEMMAC_PEAK_AVX2 __attribute__((noinline)) double DotAvx2() {
   __m256i acc[6];
   for (int i = 0; i < 6; ++i)
     acc[i] = _mm256_set1_epi32(i);
@@ -61,11 +61,10 @@ __attribute__((noinline)) double DotAvx2() {
   (void)sink;
   return double(kIters) * 6 * 32 * 2 / Seconds(t0, t1);
 }
-#pragma GCC pop_options
 
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")
-__attribute__((noinline)) double FmaAvx512() {
+#define GEMMAC_PEAK_AVX512                                                     \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+GEMMAC_PEAK_AVX512 __attribute__((noinline)) double FmaAvx512() {
   __m512 acc[12];
   for (int i = 0; i < 12; ++i)
     acc[i] = _mm512_set1_ps(float(i));
@@ -83,7 +82,7 @@ __attribute__((noinline)) double FmaAvx512() {
   return double(kIters) * 12 * 16 * 2 / Seconds(t0, t1);
 }
 
-__attribute__((noinline)) double DotAvx512() {
+GEMMAC_PEAK_AVX512 __attribute__((noinline)) double DotAvx512() {
   __m512i acc[12];
   for (int i = 0; i < 12; ++i)
     acc[i] = _mm512_set1_epi32(i);
@@ -97,7 +96,6 @@ __attribute__((noinline)) double DotAvx512() {
   (void)sink;
   return double(kIters) * 12 * 64 * 2 / Seconds(t0, t1);
 }
-#pragma GCC pop_options
 
 } // namespace
 
@@ -114,3 +112,11 @@ ComputePeak MeasureComputePeak(cpu::Isa isa) {
 }
 
 } // namespace gemmac::bench
+
+#else // not x86: only the scalar level, which has no SIMD peak to quote.
+
+namespace gemmac::bench {
+ComputePeak MeasureComputePeak(cpu::Isa) { return {}; }
+} // namespace gemmac::bench
+
+#endif

@@ -24,6 +24,8 @@
 // converted to f32 and scaled.
 #include "tiles.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+
 #include <immintrin.h>
 
 #include <algorithm>
@@ -675,4 +677,15 @@ const TileKernels &Avx512Tiles() {
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
+
+#else // not x86: no avx512 level; CanRun(Isa::kAvx512) is false there.
+
+namespace gemmac::cpu {
+const TileKernels &Avx512Tiles() {
+  static const TileKernels k;
+  return k;
+}
+} // namespace gemmac::cpu
+
 #endif

@@ -261,6 +261,8 @@ int32_t OnToken(void *user, int32_t, const char *text, size_t len) {
 }
 
 void PrintStats(gemmac_session *s) {
+  // The generated text (stdout, buffered when piped) ends before the stats.
+  std::fflush(stdout);
   gemmac_session_stats st = {};
   st.struct_size = sizeof(st);
   if (Failed(gemmac_session_get_stats(s, &st)))

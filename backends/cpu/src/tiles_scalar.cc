@@ -338,6 +338,8 @@ Acts PrepareActs(const float *x, int64_t T, int64_t K, const float *norm,
     a.xd = buf.xd.data();
     a.xs = buf.xs.data();
   }
+  if (norm == nullptr && !codes)
+    return a; // the rows themselves: nothing to prepare
   float *xf = buf.xf.data();
   int8_t *xq = buf.xq.data();
   float *xd = buf.xd.data();

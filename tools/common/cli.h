@@ -1,13 +1,19 @@
 // Small helpers the command-line tools share (gemma-run, gemma-kld,
-// gemma-bench): integer arguments and status messages of the C API.
+// gemma-bench): integer arguments, status messages of the C API, JSON
+// strings and the runtime set-up.
 #ifndef GEMMAC_TOOLS_COMMON_CLI_H_
 #define GEMMAC_TOOLS_COMMON_CLI_H_
 
 #include <cerrno>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
 #include "gemmac/runtime.h"
+#ifdef GEMMAC_HAVE_CPU_STATIC
+#include "gemmac/cpu_plugin.h"
+#endif
 
 namespace gemmac::tools {
 
@@ -33,6 +39,63 @@ inline std::string TakeStatus(gemmac_status *st) {
   std::string m = gemmac_status_message(st);
   gemmac_status_free(st);
   return m;
+}
+
+// s as a JSON string literal: quotes, backslashes and control characters
+// escaped, other bytes (UTF-8, paths) passed through.
+inline std::string JsonString(const std::string &s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += char(c);
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+      out += buf;
+    } else {
+      out += char(c);
+    }
+  }
+  return out + "\"";
+}
+
+// The runtime a tool runs on: with `plugin` set, that plugin library alone;
+// otherwise the plugin search (GEMMAC_PLUGIN_PATH, the install dir), then
+// the CPU plugin linked into the tool (GEMMAC_HAVE_CPU_STATIC), unless the
+// search already found it. Plugins the search skipped are reported on
+// stderr as "TOOL: warning: skipped ...". Returns an error message, or ""
+// with *out set (the caller releases it).
+inline std::string OpenRuntime(const char *tool, const std::string &plugin,
+                               int32_t threads, gemmac_runtime **out) {
+  gemmac_runtime_options ro = {};
+  ro.struct_size = sizeof(ro);
+  const char *paths[] = {plugin.c_str()};
+  ro.plugin_paths = plugin.empty() ? nullptr : paths;
+  ro.num_plugin_paths = plugin.empty() ? 0 : 1;
+  ro.search_plugins = plugin.empty() ? 1 : 0;
+  ro.num_threads = threads;
+  gemmac_runtime *rt = nullptr;
+  std::string err = TakeStatus(gemmac_runtime_create(&ro, &rt));
+  if (!err.empty())
+    return err;
+#ifdef GEMMAC_HAVE_CPU_STATIC
+  if (plugin.empty()) {
+    gemmac_status *st =
+        gemmac_runtime_register_plugin(rt, gemmac_cpu_plugin_entry, "cpu");
+    // Already found as libgemmac_cpu.so in the install dir: same plugin.
+    if (gemmac_status_code_of(st) == GEMMAC_STATUS_FAILED_PRECONDITION)
+      gemmac_status_free(st);
+    else if (!(err = TakeStatus(st)).empty()) {
+      gemmac_runtime_release(rt);
+      return "cpu plugin: " + err;
+    }
+  }
+#endif
+  for (size_t i = 0; const char *w = gemmac_runtime_plugin_warning(rt, i); ++i)
+    std::fprintf(stderr, "%s: warning: skipped %s\n", tool, w);
+  *out = rt;
+  return "";
 }
 
 } // namespace gemmac::tools

@@ -42,12 +42,10 @@
 #include "bandwidth_probe.h"
 #include "cli.h"
 #include "gemmac/runtime.h"
-#ifdef GEMMAC_HAVE_CPU_STATIC
-#include "gemmac/cpu_plugin.h"
-#endif
 
 namespace {
 
+using gemmac::tools::JsonString;
 using gemmac::tools::ParseInt;
 
 using Clock = std::chrono::steady_clock;
@@ -425,23 +423,6 @@ std::string Num(double v) {
   return b;
 }
 
-std::string JsonString(const std::string &s) {
-  std::string o = "\"";
-  for (unsigned char ch : s) {
-    if (ch == '"' || ch == '\\') {
-      o += '\\';
-      o += char(ch);
-    } else if (ch < 0x20) {
-      char b[8];
-      std::snprintf(b, sizeof(b), "\\u%04x", ch);
-      o += b;
-    } else {
-      o += char(ch);
-    }
-  }
-  return o + "\"";
-}
-
 std::string JsonSpread(const Spread &s) {
   std::string o = "{\"median\": " + Num(s.median) + ", \"min\": " + Num(s.min) +
                   ", \"max\": " + Num(s.max) + ", \"values\": [";
@@ -478,32 +459,9 @@ int main(int argc, char **argv) {
   const int passes_before = int(o.probe_passes / 2);
   ProbeResult probe_before;
 
-  gemmac_runtime_options ro = {};
-  ro.struct_size = sizeof(ro);
-  const char *paths[] = {o.plugin.c_str()};
-  ro.plugin_paths = o.plugin.empty() ? nullptr : paths;
-  ro.num_plugin_paths = o.plugin.empty() ? 0 : 1;
-  // As gemma-run: with --plugin that plugin alone; otherwise the plugin
-  // search, then the statically linked CPU plugin.
-  ro.search_plugins = o.plugin.empty() ? 1 : 0;
-  ro.num_threads = c.threads;
-  err = Error(gemmac_runtime_create(&ro, &c.rt), "runtime");
+  err = gemmac::tools::OpenRuntime("gemma-bench", o.plugin, c.threads, &c.rt);
   if (!err.empty())
-    return Fail(err);
-#ifdef GEMMAC_HAVE_CPU_STATIC
-  if (o.plugin.empty()) {
-    gemmac_status *st =
-        gemmac_runtime_register_plugin(c.rt, gemmac_cpu_plugin_entry, "cpu");
-    // Already found as libgemmac_cpu.so in the install dir: same plugin.
-    if (gemmac_status_code_of(st) == GEMMAC_STATUS_FAILED_PRECONDITION)
-      gemmac_status_free(st);
-    else if (!(err = Error(st, "cpu plugin")).empty())
-      return Fail(err);
-  }
-#endif
-  for (size_t i = 0; const char *w = gemmac_runtime_plugin_warning(c.rt, i);
-       ++i)
-    std::fprintf(stderr, "gemma-bench: warning: skipped %s\n", w);
+    return Fail("runtime: " + err);
 
   const uint64_t rss_base = PeakRssBytes();
   int rc = 1;

@@ -36,12 +36,10 @@
 
 #include "cli.h"
 #include "gemmac/runtime.hpp"
-#ifdef GEMMAC_HAVE_CPU_STATIC
-#include "gemmac/cpu_plugin.h"
-#endif
 
 namespace {
 
+using gemmac::tools::JsonString;
 using gemmac::tools::ParseInt;
 
 namespace g = gemmac::api;
@@ -136,23 +134,6 @@ std::string ReadFile(const std::string &path, std::string *err) {
   return ss.str();
 }
 
-std::string JsonString(const std::string &s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += char(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-      out += buf;
-    } else {
-      out += char(c); // paths are passed through as bytes
-    }
-  }
-  return out + "\"";
-}
-
 std::string Num(double v) {
   if (!std::isfinite(v))
     return "null";
@@ -229,28 +210,12 @@ int main(int argc, char **argv) {
   if (text.empty())
     return Fail(o.text + ": the text file is empty; expected plain text");
 
-  g::Runtime rt;
-  g::Runtime::Options ro;
-  // With --plugin, that plugin alone; otherwise GEMMAC_PLUGIN_PATH and the
-  // install dir, then the statically linked CPU plugin (as gemma-run does).
-  if (!o.plugin.empty())
-    ro.plugin_paths.push_back(o.plugin);
-  ro.search_plugins = o.plugin.empty();
-  ro.num_threads = o.threads;
-  g::Status st = g::Runtime::Create(ro, &rt);
-  if (!st.ok())
-    return Fail(st.message());
-#ifdef GEMMAC_HAVE_CPU_STATIC
-  if (o.plugin.empty()) {
-    st = rt.RegisterPlugin(gemmac_cpu_plugin_entry, "cpu");
-    // Already found as libgemmac_cpu.so in the install dir: same plugin.
-    if (!st.ok() && st.code() != GEMMAC_STATUS_FAILED_PRECONDITION)
-      return Fail(st.message());
-  }
-#endif
-  for (size_t i = 0; const char *w = gemmac_runtime_plugin_warning(rt.get(), i);
-       ++i)
-    std::fprintf(stderr, "gemma-kld: warning: skipped %s\n", w);
+  gemmac_runtime *raw = nullptr;
+  err = gemmac::tools::OpenRuntime("gemma-kld", o.plugin, o.threads, &raw);
+  if (!err.empty())
+    return Fail(err);
+  g::Runtime rt(raw);
+  g::Status st;
 
   Side ref, test;
   if (!(st = Open(rt, o.ref, &ref)).ok() ||

@@ -18,9 +18,6 @@
 
 #include "cli.h"
 #include "gemmac/runtime.h"
-#ifdef GEMMAC_HAVE_CPU_STATIC
-#include "gemmac/cpu_plugin.h"
-#endif
 
 namespace {
 
@@ -325,31 +322,10 @@ int main(int argc, char **argv) {
   if (!err.empty())
     return Fail(err);
 
-  gemmac_runtime_options ro = {};
-  ro.struct_size = sizeof(ro);
-  const char *paths[] = {o.plugin.c_str()};
-  ro.plugin_paths = o.plugin.empty() ? nullptr : paths;
-  ro.num_plugin_paths = o.plugin.empty() ? 0 : 1;
-  // With --plugin, that plugin alone; otherwise GEMMAC_PLUGIN_PATH and the
-  // install dir, then the statically linked CPU plugin.
-  ro.search_plugins = o.plugin.empty() ? 1 : 0;
-  ro.num_threads = o.threads;
   gemmac_runtime *rt = nullptr;
-  if (Failed(gemmac_runtime_create(&ro, &rt)))
-    return 1;
-#ifdef GEMMAC_HAVE_CPU_STATIC
-  if (o.plugin.empty()) {
-    gemmac_status *st =
-        gemmac_runtime_register_plugin(rt, gemmac_cpu_plugin_entry, "cpu");
-    // Already found as libgemmac_cpu.so in the install dir: same plugin.
-    if (gemmac_status_code_of(st) != GEMMAC_STATUS_FAILED_PRECONDITION &&
-        Failed(st))
-      return 1;
-    gemmac_status_free(st);
-  }
-#endif
-  for (size_t i = 0; const char *w = gemmac_runtime_plugin_warning(rt, i); ++i)
-    std::fprintf(stderr, "gemma-run: warning: skipped %s\n", w);
+  err = gemmac::tools::OpenRuntime("gemma-run", o.plugin, o.threads, &rt);
+  if (!err.empty())
+    return Fail(err);
 
   int rc = 1;
   gemmac_module *m = nullptr;

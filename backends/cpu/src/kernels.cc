@@ -167,11 +167,8 @@ std::vector<float> &ThreadPartials() {
 void MergeChunks(const AttentionArgs &a, const AttendPlan &plan, int64_t units,
                  const float *partial) {
   const int64_t D = a.D, gs = plan.gs, nc = plan.chunks;
-  const int64_t group = a.H / a.KV, nsub = group / gs;
   for (int64_t b = 0; b < units; ++b) {
-    const int64_t t = b / (a.KV * nsub);
-    const int64_t kv_head = b / nsub % a.KV;
-    const int64_t h0 = kv_head * group + b % nsub * gs;
+    const UnitHeads uh = UnitOf(a, plan, b);
     for (int64_t g = 0; g < gs; ++g) {
       auto part = [&](int64_t c) {
         return partial + ((b * nc + c) * gs + g) * (D + 2);
@@ -180,7 +177,7 @@ void MergeChunks(const AttentionArgs &a, const AttendPlan &plan, int64_t units,
       for (int64_t c = 0; c < nc; ++c)
         if (part(c)[D + 1] > 0.0f)
           M = std::max(M, part(c)[D]);
-      float *oh = a.out + t * a.H * D + (h0 + g) * D;
+      float *oh = a.out + uh.t * a.H * D + (uh.h0 + g) * D;
       std::fill(oh, oh + D, 0.0f);
       float L = 0.0f;
       for (int64_t c = 0; c < nc; ++c) {

@@ -26,6 +26,19 @@ struct AttendPlan {
   int64_t chunks = 1;
 };
 
+// Where the heads of unit group b = u / chunks sit: position t, KV head
+// kv_head, first query head h0 (the layout above, in one place for the
+// attention loop and kernels.cc's merge).
+struct UnitHeads {
+  int64_t t, kv_head, h0;
+};
+inline UnitHeads UnitOf(const AttentionArgs &a, const AttendPlan &plan,
+                        int64_t b) {
+  const int64_t group = a.H / a.KV, nsub = group / plan.gs;
+  const int64_t kv_head = b / nsub % a.KV;
+  return {b / (a.KV * nsub), kv_head, kv_head * group + b % nsub * plan.gs};
+}
+
 // Attention of units [begin, end) over the cache: causal, windowed when
 // a.window > 0, soft-capped when a.softcap > 0. acc holds gs * a.D floats of
 // scratch. Keys are taken in blocks of 16: their scores first, then one

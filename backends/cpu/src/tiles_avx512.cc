@@ -5,7 +5,8 @@
 // internal linkage, so no AVX-512 code can be picked by the linker for a
 // baseline caller. Only call these kernels when CanRun(Isa::kAvx512).
 //
-// Float weights: 16-lane f32 FMAs, one accumulator per (row, token).
+// Float weights: 16-lane f32 FMAs, one accumulator per (row, token); BF16
+// splits 32 weights into even and odd columns without a widening shuffle.
 //
 // Quantized weights: the integer block sums are exact, as tiles.h requires.
 // vpdpbusd multiplies unsigned bytes by signed bytes and adds each group of
@@ -30,6 +31,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 // GCC 12's AVX-512 headers start some intrinsics from a self-initialized
 // "undefined" vector, which -Wall reports as uninitialized in every caller.
@@ -141,6 +143,77 @@ GEMMAC_AVX512 void FloatRowsNT(const typename L::T *const *rows,
     out[r * kTokenGroup + i] = _mm512_reduce_add_ps(acc[r][i]);
 }
 
+// BF16 rows against NT tokens, 32 columns per step without a widening
+// shuffle: the 32-bit lane j of 32 loaded weights holds w[2j] (low half) and
+// w[2j + 1] (high half), so a shift and a mask make them two f32 vectors,
+// the even and the odd columns. The tokens' 32 columns are split the same
+// way once per step (two permutes, shared by the RB rows). The products are
+// the same f32 products as FloatRowsNT's; only the order of the sums
+// differs.
+template <int NT, int RB>
+GEMMAC_AVX512_INLINE void
+Bf16Step(const uint16_t *const *rows, const float *const *x, int64_t k,
+         __mmask32 mw, const char *const *prefetch, __m512 (&acc)[RB][NT]) {
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12,
+                                        10, 8, 6, 4, 2, 0);
+  const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13,
+                                       11, 9, 7, 5, 3, 1);
+  const __m512i hi = _mm512_set1_epi32(int32_t(0xFFFF0000u));
+  __m512 xe[NT], xo[NT];
+  GEMMAC_UNROLL
+  for (int i = 0; i < NT; ++i) {
+    const __m512 a = _mm512_maskz_loadu_ps(__mmask16(mw), x[i] + k);
+    const __m512 b = _mm512_maskz_loadu_ps(__mmask16(mw >> 16), x[i] + k + 16);
+    xe[i] = _mm512_permutex2var_ps(a, even, b);
+    xo[i] = _mm512_permutex2var_ps(a, odd, b);
+  }
+  GEMMAC_UNROLL
+  for (int r = 0; r < RB; ++r) {
+    if (prefetch != nullptr)
+      _mm_prefetch(prefetch[r] + 2 * k, _MM_HINT_T0);
+    const __m512i v = _mm512_maskz_loadu_epi16(mw, rows[r] + k);
+    const __m512 we = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+    const __m512 wo = _mm512_castsi512_ps(_mm512_and_si512(v, hi));
+    GEMMAC_UNROLL
+    for (int i = 0; i < NT; ++i)
+      acc[r][i] =
+          _mm512_fmadd_ps(wo, xo[i], _mm512_fmadd_ps(we, xe[i], acc[r][i]));
+  }
+}
+
+// BF16 rows against NT tokens, 32 columns per step without a widening
+// shuffle: the 32-bit lane j of 32 loaded weights holds w[2j] (low half) and
+// w[2j + 1] (high half), so a shift and a mask make them two f32 vectors,
+// the even and the odd columns. The tokens' 32 columns are split the same
+// way once per step (two permutes, shared by the RB rows). The products are
+// the same f32 products as FloatRowsNT's; only the order of the sums
+// differs.
+template <int NT, int RB>
+GEMMAC_AVX512 void Bf16RowsNT(const uint16_t *const *rows,
+                              const float *const *x, int64_t K, float *out) {
+  // The same rows of the next tile (see FloatRowsNT).
+  const char *next[RB];
+  GEMMAC_UNROLL
+  for (int r = 0; r < RB; ++r)
+    next[r] = reinterpret_cast<const char *>(rows[r] + kRowTile * K);
+  __m512 acc[RB][NT];
+  GEMMAC_UNROLL
+  for (int r = 0; r < RB; ++r)
+    GEMMAC_UNROLL
+  for (int i = 0; i < NT; ++i)
+    acc[r][i] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 32 <= K; k += 32)
+    Bf16Step<NT, RB>(rows, x, k, ~__mmask32(0), next, acc);
+  if (k < K) // the last 1..31 columns
+    Bf16Step<NT, RB>(rows, x, k, (__mmask32(1) << (K - k)) - 1u, nullptr, acc);
+  GEMMAC_UNROLL
+  for (int r = 0; r < RB; ++r)
+    GEMMAC_UNROLL
+  for (int i = 0; i < NT; ++i)
+    out[r * kTokenGroup + i] = _mm512_reduce_add_ps(acc[r][i]);
+}
+
 template <class L, int NT>
 GEMMAC_AVX512 void FloatTile(const WeightMatrix &w, int64_t n0, int64_t nr,
                              const Acts &a, int64_t t, float *out) {
@@ -161,8 +234,12 @@ GEMMAC_AVX512 void FloatTile(const WeightMatrix &w, int64_t n0, int64_t nr,
   // memory, the tokens are reread from cache).
   constexpr int RB = NT <= 2 ? 8 : 4;
   float tmp[kRowTile * kTokenGroup];
-  for (int r0 = 0; r0 < nr; r0 += RB)
-    FloatRowsNT<L, NT, RB>(rows + r0, x, K, tmp + r0 * kTokenGroup);
+  for (int r0 = 0; r0 < nr; r0 += RB) {
+    if constexpr (std::is_same_v<L, LoadBf16x16>)
+      Bf16RowsNT<NT, RB>(rows + r0, x, K, tmp + r0 * kTokenGroup);
+    else
+      FloatRowsNT<L, NT, RB>(rows + r0, x, K, tmp + r0 * kTokenGroup);
+  }
   for (int64_t r = 0; r < nr; ++r)
     GEMMAC_UNROLL
   for (int i = 0; i < NT; ++i)

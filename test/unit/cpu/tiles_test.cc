@@ -64,6 +64,7 @@ TEST_P(TilesTest, EveryFormatAgainstTheReferenceAndTheScalarLevel) {
   std::mt19937 rng(71);
   const Case cases[] = {
       {GEMMAC_DTYPE_F32, 40},      {GEMMAC_DTYPE_F32, 1000},
+      {GEMMAC_DTYPE_BF16, 13},     {GEMMAC_DTYPE_BF16, 48},
       {GEMMAC_DTYPE_BF16, 64},     {GEMMAC_DTYPE_BF16, 1000},
       {GEMMAC_DTYPE_F16, 96},      {GEMMAC_DTYPE_F16, 333},
       {GEMMAC_DTYPE_Q8C, 40},      {GEMMAC_DTYPE_Q8C, 1000},

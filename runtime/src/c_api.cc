@@ -586,4 +586,8 @@ const char *gemmac_session_backend_description(const gemmac_session *session) {
   return session ? session->session->backend_description().c_str() : nullptr;
 }
 
+const char *gemmac_session_fallback_summary(const gemmac_session *session) {
+  return session ? session->session->fallback_summary().c_str() : nullptr;
+}
+
 } // extern "C"

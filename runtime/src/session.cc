@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 
 namespace gemmac {
 namespace {
@@ -91,10 +92,32 @@ Status Session::Create(std::shared_ptr<const Module> module,
                       std::to_string(s->arena_bytes_) + "-byte arena");
   GEMMAC_RETURN_IF_ERROR(
       KvCache::Create(s->backend_.get(), prog, ctx, &s->kv_));
+  // Instructions the backend refuses run on the CPU plugin (vm.h), if one
+  // is registered and the backend is not already it.
+  std::shared_ptr<const Plugin> cpu =
+      s->backend_->name() == "cpu" ? nullptr : plugins.Find("cpu");
+  Session *self = s.get();
+  FallbackFn fallback = [&, self](Backend **b) -> Status {
+    if (cpu != nullptr && self->fallback_ == nullptr)
+      GEMMAC_RETURN_IF_ERROR(
+          Backend::Create(cpu, options.num_threads, &self->fallback_));
+    *b = self->fallback_.get();
+    return Status::Ok();
+  };
   GEMMAC_RETURN_IF_ERROR(FunctionProgram::Prepare(
-      s->backend_.get(), *module, *prefill, s->arena_, &s->prefill_));
+      s->backend_.get(), fallback, *module, *prefill, s->arena_, &s->prefill_));
   GEMMAC_RETURN_IF_ERROR(FunctionProgram::Prepare(
-      s->backend_.get(), *module, *decode, s->arena_, &s->decode_));
+      s->backend_.get(), fallback, *module, *decode, s->arena_, &s->decode_));
+  if (s->fallback_ != nullptr) {
+    // Counted over both functions: "cpu runs attention x4, embed x2".
+    std::map<std::string, int> ops = s->prefill_->fallback_ops();
+    for (const auto &[op, n] : s->decode_->fallback_ops())
+      ops[op] += n;
+    std::string list;
+    for (const auto &[op, n] : ops)
+      list += (list.empty() ? "" : ", ") + op + " x" + std::to_string(n);
+    s->fallback_summary_ = s->fallback_->name() + " runs " + list;
+  }
   if (s->prefill_->logits_cols() != s->decode_->logits_cols())
     return Status(StatusCode::kDataLoss,
                   file + ": prefill returns " +
@@ -128,12 +151,13 @@ Status Session::Create(std::shared_ptr<const Module> module,
 }
 
 Session::~Session() {
-  // Kernels before the arena and cache they point at, the backend last.
+  // Kernels before the arena and cache they point at, the backends last.
   prefill_.reset();
   decode_.reset();
   kv_.reset();
   if (backend_ != nullptr)
     backend_->Free(arena_);
+  fallback_.reset();
 }
 
 void Session::Cancel() { __atomic_store_n(&cancel_, 1, __ATOMIC_RELEASE); }

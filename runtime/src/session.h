@@ -119,6 +119,10 @@ public:
   const Module &module() const { return *module_; }
   const std::string &backend_name() const { return backend_->name(); }
   const std::string &backend_description() const { return description_; }
+  // Which instructions run on the fallback CPU plugin because the session's
+  // backend refuses them, e.g. "cpu runs attention x4, final_head x2";
+  // "" when the session's backend runs everything.
+  const std::string &fallback_summary() const { return fallback_summary_; }
 
 private:
   Session() = default;
@@ -132,6 +136,10 @@ private:
   std::shared_ptr<const Module> module_;
   std::unique_ptr<Backend> backend_;
   std::string description_; // the plugin's describe(), read at creation
+  // The CPU plugin's instance for refused instructions; created only when
+  // one is refused.
+  std::unique_ptr<Backend> fallback_;
+  std::string fallback_summary_;
   void *arena_ = nullptr;
   uint64_t arena_bytes_ = 0;
   std::unique_ptr<KvCache> kv_;

@@ -4,11 +4,11 @@
 
 namespace gemmac {
 
-Status FunctionProgram::Prepare(Backend *backend, const Module &module,
+Status FunctionProgram::Prepare(Backend *backend, const FallbackFn &fallback,
+                                const Module &module,
                                 const schema::Function &function, void *arena,
                                 std::unique_ptr<FunctionProgram> *out) {
   std::unique_ptr<FunctionProgram> p(new FunctionProgram());
-  p->backend_ = backend;
   p->name_ = function.name()->str();
   p->max_tokens_ = function.max_tokens();
   const auto &tensors = *module.program().tensors();
@@ -88,20 +88,33 @@ Status FunctionProgram::Prepare(Backend *backend, const Module &module,
     desc.num_outputs = step.num_out;
     desc.output_dtypes = out_dtypes.data();
 
-    const gemmac_plugin_api &api = backend->api();
-    if (!api.supports(backend->handle(), &desc))
-      return Status(StatusCode::kUnimplemented,
-                    module.path() + ": " + step.where + ": backend '" +
-                        backend->name() +
-                        "' does not support this op with these dtypes");
+    step.backend = backend;
+    if (!backend->api().supports(backend->handle(), &desc)) {
+      Backend *other = nullptr;
+      if (fallback)
+        GEMMAC_RETURN_IF_ERROR(fallback(&other));
+      if (other == nullptr || !other->api().supports(other->handle(), &desc))
+        return Status(
+            StatusCode::kUnimplemented,
+            module.path() + ": " + step.where + ": backend '" +
+                backend->name() +
+                "' does not support this op with these dtypes" +
+                (other == nullptr
+                     ? std::string(", and no CPU plugin is registered to "
+                                   "fall back to")
+                     : ", nor does the fallback '" + other->name() + "'"));
+      step.backend = other;
+      ++p->fallback_ops_[schema::EnumNameOpCode(ins->op())];
+    }
+    const gemmac_plugin_api &api = step.backend->api();
     gemmac_plugin_error err{};
     err.struct_size = sizeof(err);
-    int32_t rc = api.prepare(backend->handle(), &desc, &step.kernel, &err);
+    int32_t rc = api.prepare(step.backend->handle(), &desc, &step.kernel, &err);
     if (rc != GEMMAC_PLUGIN_OK) {
       step.kernel = nullptr;
       return Status(StatusCode::kInternal,
                     module.path() + ": " + step.where + ": backend '" +
-                        backend->name() +
+                        step.backend->name() +
                         "' cannot prepare it: " + Backend::ErrorText(err));
     }
   }
@@ -127,7 +140,7 @@ Status FunctionProgram::Prepare(Backend *backend, const Module &module,
 FunctionProgram::~FunctionProgram() {
   for (Step &s : steps_)
     if (s.kernel != nullptr)
-      backend_->api().release(backend_->handle(), s.kernel);
+      s.backend->api().release(s.backend->handle(), s.kernel);
 }
 
 Status FunctionProgram::Run(const int32_t *tokens, int64_t num_tokens,
@@ -148,21 +161,20 @@ Status FunctionProgram::Run(const int32_t *tokens, int64_t num_tokens,
   ctx.kv = kv.layers();
   ctx.num_kv = kv.num_layers();
   ctx.cancel = cancel;
-  const gemmac_plugin_api &api = backend_->api();
   for (const Step &s : steps_) {
     if (cancel != nullptr && *cancel != 0)
       return Status(StatusCode::kCancelled, "cancelled");
     error_.message[0] = '\0';
-    int32_t rc =
-        api.launch(backend_->handle(), s.kernel, &operands_[s.first_in],
-                   s.num_in, &operands_[s.first_out], s.num_out, &ctx, &error_);
+    int32_t rc = s.backend->api().launch(
+        s.backend->handle(), s.kernel, &operands_[s.first_in], s.num_in,
+        &operands_[s.first_out], s.num_out, &ctx, &error_);
     if (rc == GEMMAC_PLUGIN_CANCELLED)
       return Status(StatusCode::kCancelled, "cancelled");
     if (rc != GEMMAC_PLUGIN_OK)
       return Status(rc == GEMMAC_PLUGIN_INVALID_ARGUMENT
                         ? StatusCode::kInvalidArgument
                         : StatusCode::kInternal,
-                    s.where + ": backend '" + backend_->name() +
+                    s.where + ": backend '" + s.backend->name() +
                         "' failed: " + Backend::ErrorText(error_));
   }
   *logits = logits_out_;

@@ -5,10 +5,18 @@
 // the mapped file, arena tensors into the session's arena). A call only
 // patches the symbolic token dimension into the prepared shapes and launches
 // the kernels in order, so the hot path allocates nothing.
+//
+// Partitioning: an instruction the session's backend refuses (supports()
+// says no) runs on a fallback backend, the CPU plugin, when there is one.
+// Plugins of ABI 1.x hand out host-addressable memory (plugin.h), so both
+// backends read and write the same arena and KV cache and nothing is copied
+// at a partition border.
 #ifndef GEMMAC_RUNTIME_VM_H_
 #define GEMMAC_RUNTIME_VM_H_
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,13 +27,18 @@
 
 namespace gemmac {
 
+// Gives the fallback backend, creating it on first use; *out is null when
+// there is none.
+using FallbackFn = std::function<Status(Backend **out)>;
+
 class FunctionProgram {
 public:
   // `arena` must hold at least function.arena_bytes() and outlive the
-  // program; the backend must outlive it too.
-  static Status Prepare(Backend *backend, const Module &module,
-                        const schema::Function &function, void *arena,
-                        std::unique_ptr<FunctionProgram> *out);
+  // program; the backends must outlive it too. `fallback` may be empty: then
+  // an instruction the backend refuses is an error.
+  static Status Prepare(Backend *backend, const FallbackFn &fallback,
+                        const Module &module, const schema::Function &function,
+                        void *arena, std::unique_ptr<FunctionProgram> *out);
   ~FunctionProgram();
 
   // Runs the function on `tokens` (1..max_tokens of them) at position
@@ -46,17 +59,22 @@ public:
     return last_position_only_ ? 0 : num_tokens - 1;
   }
   const std::string &name() const { return name_; }
+  // Instructions that run on the fallback backend, counted by op name.
+  const std::map<std::string, int> &fallback_ops() const {
+    return fallback_ops_;
+  }
 
 private:
   struct Step {
+    Backend *backend = nullptr; // the session's, or the fallback
     gemmac_kernel *kernel = nullptr;
     uint32_t first_in = 0, num_in = 0, first_out = 0, num_out = 0;
     std::string where; // "function 'prefill' instruction 3 (Linear at loc)"
   };
   FunctionProgram() = default;
 
-  Backend *backend_ = nullptr;
   std::string name_;
+  std::map<std::string, int> fallback_ops_;
   std::vector<Step> steps_;
   std::vector<gemmac_tensor> operands_;
   // Shape entries of operands_ that hold the symbolic token count.

@@ -60,10 +60,11 @@ inline std::string JsonString(const std::string &s) {
   return out + "\"";
 }
 
-// The runtime a tool runs on: with `plugin` set, that plugin library alone;
-// otherwise the plugin search (GEMMAC_PLUGIN_PATH, the install dir), then
-// the CPU plugin linked into the tool (GEMMAC_HAVE_CPU_STATIC), unless the
-// search already found it. Plugins the search skipped are reported on
+// The runtime a tool runs on: with `plugin` set, that plugin library,
+// otherwise the plugin search (GEMMAC_PLUGIN_PATH, the install dir); then
+// the CPU plugin linked into the tool (GEMMAC_HAVE_CPU_STATIC), unless it is
+// already loaded. Sessions run on the first plugin; the CPU plugin runs the
+// ops that one does not support. Plugins the search skipped are reported on
 // stderr as "TOOL: warning: skipped ...". Returns an error message, or ""
 // with *out set (the caller releases it).
 inline std::string OpenRuntime(const char *tool, const std::string &plugin,
@@ -80,16 +81,17 @@ inline std::string OpenRuntime(const char *tool, const std::string &plugin,
   if (!err.empty())
     return err;
 #ifdef GEMMAC_HAVE_CPU_STATIC
-  if (plugin.empty()) {
-    gemmac_status *st =
-        gemmac_runtime_register_plugin(rt, gemmac_cpu_plugin_entry, "cpu");
-    // Already found as libgemmac_cpu.so in the install dir: same plugin.
-    if (gemmac_status_code_of(st) == GEMMAC_STATUS_FAILED_PRECONDITION)
-      gemmac_status_free(st);
-    else if (!(err = TakeStatus(st)).empty()) {
-      gemmac_runtime_release(rt);
-      return "cpu plugin: " + err;
-    }
+  // Registered after --plugin's, so a session runs on that one and the CPU
+  // plugin takes the ops it does not support.
+  gemmac_status *st =
+      gemmac_runtime_register_plugin(rt, gemmac_cpu_plugin_entry, "cpu");
+  // Already loaded as libgemmac_cpu.so (the install dir, or --plugin): the
+  // same plugin.
+  if (gemmac_status_code_of(st) == GEMMAC_STATUS_FAILED_PRECONDITION)
+    gemmac_status_free(st);
+  else if (!(err = TakeStatus(st)).empty()) {
+    gemmac_runtime_release(rt);
+    return "cpu plugin: " + err;
   }
 #endif
   for (size_t i = 0; const char *w = gemmac_runtime_plugin_warning(rt, i); ++i)

@@ -268,6 +268,9 @@ void PrintStats(gemmac_session *s) {
   const std::string device = gemmac_session_backend_description(s);
   if (!device.empty())
     backend += " (" + device + ")";
+  const std::string fallback = gemmac_session_fallback_summary(s);
+  if (!fallback.empty())
+    backend += "; fallback: " + fallback;
   std::fprintf(stderr,
                "backend: %s\n"
                "prefill: %lld tokens in %.3f s (%.1f tokens/s)\n"

@@ -242,7 +242,9 @@ typedef struct gemmac_plugin_api {
                     const gemmac_exec_context* context,
                     gemmac_plugin_error* error);
 
-  /* Device memory for activations and KV caches. */
+  /* Memory for activations and KV caches. In ABI 1.x it must be addressable
+   * by the host CPU (host or managed memory): instructions this plugin's
+   * supports() refuses run on the CPU plugin, in the same arena and caches. */
   void* (*alloc)(gemmac_backend* backend, size_t bytes, size_t alignment);
   void (*free)(gemmac_backend* backend, void* ptr);
 

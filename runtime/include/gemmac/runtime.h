@@ -333,6 +333,12 @@ gemmac_session_backend_name(const gemmac_session *session);
  * gives none. Valid while the session lives. */
 GEMMAC_API const char *
 gemmac_session_backend_description(const gemmac_session *session);
+/* The instructions that run on the CPU plugin because the session's backend
+ * does not support them (its supports() refused the op with those dtypes),
+ * counted by op: e.g. "cpu runs attention x4, final_head x2". "" when the
+ * session's backend runs every instruction. Valid while the session lives. */
+GEMMAC_API const char *
+gemmac_session_fallback_summary(const gemmac_session *session);
 
 #ifdef __cplusplus
 } /* extern "C" */

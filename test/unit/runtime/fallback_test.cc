@@ -1,0 +1,180 @@
+// Partitioning at load: instructions the session's backend refuses run on
+// the CPU plugin, the session says which, and the result matches a backend
+// that runs everything. The partial test plugin (partial_plugin.cc) refuses
+// attention and runs every other op with the reference kernels.
+#include <dlfcn.h>
+
+#include <cmath>
+#include <cstdio>
+#include <gtest/gtest.h>
+#include <string>
+#include <vector>
+
+#include "gemmac/runtime.h"
+#include "test_module.h"
+
+namespace {
+
+using gemmac::test::BuildTinyGemma;
+using gemmac::test::TempPath;
+using gemmac::test::TinyConfig;
+
+// A runtime on exactly these plugin libraries, in this order.
+gemmac_runtime *Runtime(std::vector<const char *> plugins) {
+  gemmac_runtime_options ro = {};
+  ro.struct_size = sizeof(ro);
+  ro.plugin_paths = plugins.data();
+  ro.num_plugin_paths = plugins.size();
+  ro.search_plugins = 0;
+  gemmac_runtime *rt = nullptr;
+  gemmac_status *st = gemmac_runtime_create(&ro, &rt);
+  EXPECT_EQ(st, nullptr) << gemmac_status_message(st);
+  gemmac_status_free(st);
+  return rt;
+}
+
+class FallbackTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    path_ = TempPath("fallback.gmc");
+    gemmac::test::WriteModule(BuildTinyGemma(TinyConfig()), path_);
+  }
+  void TearDown() override { std::remove(path_.c_str()); }
+
+  // Creates a session on the first plugin of `rt`; returns its status.
+  gemmac_status *Open(gemmac_runtime *rt, gemmac_module **m,
+                      gemmac_session **s) {
+    gemmac_status *st = gemmac_module_load(rt, path_.c_str(), m);
+    if (st != nullptr)
+      return st;
+    gemmac_session_options so = {};
+    so.struct_size = sizeof(so);
+    so.context_length = 64;
+    so.batch_size = 1;
+    return gemmac_session_create(rt, *m, &so, s);
+  }
+
+  // The last position's logits after the prompt ids.
+  static std::vector<float> Logits(gemmac_session *s,
+                                   const std::vector<int32_t> &ids) {
+    gemmac_status *st = gemmac_session_append_tokens(s, ids.data(), ids.size());
+    EXPECT_EQ(st, nullptr) << gemmac_status_message(st);
+    gemmac_status_free(st);
+    size_t cols = 0;
+    const float *l = gemmac_session_last_logits(s, &cols);
+    return l ? std::vector<float>(l, l + cols) : std::vector<float>();
+  }
+
+  std::string path_;
+};
+
+TEST_F(FallbackTest, RefusedOpWithoutACpuPluginIsAClearError) {
+  gemmac_runtime *rt = Runtime({GEMMAC_PARTIAL_SO});
+  ASSERT_NE(rt, nullptr);
+  gemmac_module *m = nullptr;
+  gemmac_session *s = nullptr;
+  gemmac_status *st = Open(rt, &m, &s);
+  ASSERT_NE(st, nullptr);
+  const std::string msg = gemmac_status_message(st);
+  EXPECT_NE(msg.find(path_), std::string::npos) << msg;
+  EXPECT_NE(msg.find("Attention"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("backend 'partial' does not support this op"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("no CPU plugin is registered to fall back to"),
+            std::string::npos)
+      << msg;
+  EXPECT_EQ(s, nullptr);
+  gemmac_status_free(st);
+  gemmac_module_release(m);
+  gemmac_runtime_release(rt);
+}
+
+#ifdef GEMMAC_CPU_SO
+TEST_F(FallbackTest, RefusedOpsRunOnTheCpuPluginAndAreReported) {
+  const TinyConfig cfg;
+  gemmac_runtime *rt = Runtime({GEMMAC_PARTIAL_SO, GEMMAC_CPU_SO});
+  gemmac_runtime *ref = Runtime({GEMMAC_TESTREF_SO});
+  ASSERT_NE(rt, nullptr);
+  ASSERT_NE(ref, nullptr);
+  gemmac_module *m = nullptr, *rm = nullptr;
+  gemmac_session *s = nullptr, *rs = nullptr;
+  gemmac_status *st = Open(rt, &m, &s);
+  ASSERT_EQ(st, nullptr) << gemmac_status_message(st);
+  st = Open(ref, &rm, &rs);
+  ASSERT_EQ(st, nullptr) << gemmac_status_message(st);
+
+  EXPECT_STREQ(gemmac_session_backend_name(s), "partial");
+  // One attention per layer in prefill and in decode; nothing else.
+  EXPECT_EQ(std::string(gemmac_session_fallback_summary(s)),
+            "cpu runs Attention x" + std::to_string(2 * cfg.layers));
+  EXPECT_STREQ(gemmac_session_fallback_summary(rs), "");
+
+  // Prefill then one decode step: both functions cross the border.
+  const std::vector<int32_t> prompt = {2, 17, 42, 99, 7};
+  for (const std::vector<int32_t> &ids : {prompt, std::vector<int32_t>{5}}) {
+    const std::vector<float> got = Logits(s, ids), want = Logits(rs, ids);
+    ASSERT_EQ(got.size(), want.size());
+    ASSERT_FALSE(want.empty());
+    // Both are f32 end to end; only the attention's summation order
+    // differs (SIMD CPU kernels against the plain reference).
+    double scale = 0.0;
+    for (float v : want)
+      scale = std::max(scale, double(std::fabs(v)));
+    for (size_t i = 0; i < got.size(); ++i)
+      ASSERT_NEAR(got[i], want[i], 1e-4 * (1.0 + scale)) << "logit " << i;
+  }
+
+  gemmac_session_release(s);
+  gemmac_session_release(rs);
+  gemmac_module_release(m);
+  gemmac_module_release(rm);
+  gemmac_runtime_release(rt);
+  gemmac_runtime_release(ref);
+}
+
+// A plugin that fails mid-run: the call returns the plugin's message with the
+// instruction, the host goes on, and the session works again once the
+// device does.
+TEST_F(FallbackTest, PluginFailingMidRunIsAnErrorTheHostSurvives) {
+  gemmac_runtime *rt = Runtime({GEMMAC_PARTIAL_SO, GEMMAC_CPU_SO});
+  ASSERT_NE(rt, nullptr);
+  // The runtime loaded the library already: this finds that instance.
+  void *lib = dlopen(GEMMAC_PARTIAL_SO, RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_NE(lib, nullptr) << dlerror();
+  auto fail_after =
+      reinterpret_cast<void (*)(long)>(dlsym(lib, "gemmac_partial_fail_after"));
+  ASSERT_NE(fail_after, nullptr);
+  gemmac_module *m = nullptr;
+  gemmac_session *s = nullptr;
+  gemmac_status *st = Open(rt, &m, &s);
+  ASSERT_EQ(st, nullptr) << gemmac_status_message(st);
+  const std::vector<int32_t> prompt = {2, 17, 42, 99, 7};
+  const std::vector<float> before = Logits(s, prompt);
+  ASSERT_FALSE(before.empty());
+
+  fail_after(3);
+  st = gemmac_session_append_tokens(s, prompt.data(), prompt.size());
+  ASSERT_NE(st, nullptr);
+  EXPECT_EQ(gemmac_status_code_of(st), GEMMAC_STATUS_INTERNAL);
+  const std::string msg = gemmac_status_message(st);
+  EXPECT_NE(msg.find("function 'prefill' instruction "), std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("backend 'partial' failed: partial: device lost"),
+            std::string::npos)
+      << msg;
+  gemmac_status_free(st);
+
+  // The device is back: the same session, reset, gives the same logits.
+  fail_after(-1);
+  gemmac_session_reset(s);
+  EXPECT_EQ(Logits(s, prompt), before);
+
+  gemmac_session_release(s);
+  gemmac_module_release(m);
+  gemmac_runtime_release(rt);
+  dlclose(lib);
+}
+#endif
+
+} // namespace

@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <string>
 #include <vector>
 
 #include "gemmac/plugin.h"
@@ -832,7 +833,90 @@ int32_t Launch(gemmac_backend *b, gemmac_kernel *kp, const gemmac_tensor *in,
   return GEMMAC_PLUGIN_OK;
 }
 
+#ifdef GEMMAC_TESTREF_GRAPH
+// Graph mode (ABI 1.4), the plainest way: a compiled function is its nodes'
+// kernels, prepared once and launched in order on the operands the runtime
+// keeps (their token dimensions already bound). It shows a graph-mode
+// plugin author the contract, and lets the runtime's tests run one function
+// both ways with the same arithmetic.
+struct Graph {
+  std::vector<gemmac_graph_node> nodes;
+  std::vector<gemmac_kernel *> kernels;
+  const gemmac_tensor *operands = nullptr;
+};
+
+void ReleaseGraph(gemmac_backend *b, gemmac_graph *gp) {
+  Graph *g = reinterpret_cast<Graph *>(gp);
+  for (gemmac_kernel *k : g->kernels)
+    Release(b, k);
+  delete g;
+}
+
+// The function the runtime's test asks this plugin to decline ("" none).
+std::string g_decline;
+
+int32_t CompileGraph(gemmac_backend *b, const gemmac_graph_desc *d,
+                     gemmac_graph **out, gemmac_plugin_error *err) {
+  if (d == nullptr || out == nullptr || d->nodes == nullptr ||
+      d->operands == nullptr || d->num_buckets == 0)
+    return Fail(err, "compile_graph: a null descriptor, node list, operand "
+                     "list or bucket list");
+  if (d->name != nullptr && g_decline == d->name)
+    return Fail(err, GEMMAC_PLUGIN_UNSUPPORTED,
+                "testref-graph: declines function '%s' (asked by the test)",
+                d->name);
+  auto *g = new (std::nothrow) Graph();
+  if (g == nullptr)
+    return Fail(err, GEMMAC_PLUGIN_OUT_OF_MEMORY,
+                "testref: compile_graph: out of memory");
+  g->operands = d->operands;
+  for (uint32_t i = 0; i < d->num_nodes; ++i) {
+    const gemmac_graph_node &n = d->nodes[i];
+    if (uint64_t(n.first_input) + n.num_inputs > d->num_operands ||
+        uint64_t(n.first_output) + n.num_outputs > d->num_operands) {
+      ReleaseGraph(b, reinterpret_cast<gemmac_graph *>(g));
+      return Fail(err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
+                  "compile_graph: node %u's operands lie past the %u "
+                  "operands of function '%s'",
+                  i, d->num_operands, d->name ? d->name : "?");
+    }
+    gemmac_kernel *k = nullptr;
+    if (int32_t rc = Prepare(b, &n.desc, &k, err); rc != GEMMAC_PLUGIN_OK) {
+      ReleaseGraph(b, reinterpret_cast<gemmac_graph *>(g));
+      return rc;
+    }
+    g->nodes.push_back(n);
+    g->kernels.push_back(k);
+  }
+  *out = reinterpret_cast<gemmac_graph *>(g);
+  return GEMMAC_PLUGIN_OK;
+}
+
+int32_t ExecuteGraph(gemmac_backend *b, gemmac_graph *gp,
+                     const gemmac_exec_context *ctx, gemmac_plugin_error *err) {
+  const Graph *g = reinterpret_cast<const Graph *>(gp);
+  for (size_t i = 0; i < g->nodes.size(); ++i) {
+    const gemmac_graph_node &n = g->nodes[i];
+    if (int32_t rc =
+            Launch(b, g->kernels[i], g->operands + n.first_input, n.num_inputs,
+                   g->operands + n.first_output, n.num_outputs, ctx, err);
+        rc != GEMMAC_PLUGIN_OK)
+      return rc;
+  }
+  return GEMMAC_PLUGIN_OK;
+}
+#endif
+
 } // namespace
+
+#ifdef GEMMAC_TESTREF_GRAPH
+// Test control, found with dlsym: compile_graph declines the function of this
+// name (NULL: none), so the runtime's per-instruction path takes it.
+extern "C" GEMMAC_PLUGIN_EXPORT void
+gemmac_testref_graph_decline(const char *name) {
+  g_decline = name ? name : "";
+}
+#endif
 
 extern "C" GEMMAC_PLUGIN_EXPORT int32_t GEMMAC_TESTREF_ENTRY(
     uint32_t abi_major, gemmac_plugin_api *api, size_t api_size) {
@@ -854,6 +938,12 @@ extern "C" GEMMAC_PLUGIN_EXPORT int32_t GEMMAC_TESTREF_ENTRY(
   table.launch = Launch;
   table.alloc = Alloc;
   table.free = Free;
+#ifdef GEMMAC_TESTREF_GRAPH
+  table.name = "testref-graph";
+  table.compile_graph = CompileGraph;
+  table.execute_graph = ExecuteGraph;
+  table.release_graph = ReleaseGraph;
+#endif
   // An older caller's smaller table gets what fits, and no byte past it.
   const size_t n = api_size < sizeof(table) ? api_size : sizeof(table);
   table.struct_size = n;

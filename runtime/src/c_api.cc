@@ -590,4 +590,8 @@ const char *gemmac_session_fallback_summary(const gemmac_session *session) {
   return session ? session->session->fallback_summary().c_str() : nullptr;
 }
 
+const char *gemmac_session_graph_summary(const gemmac_session *session) {
+  return session ? session->session->graph_summary().c_str() : nullptr;
+}
+
 } // extern "C"

@@ -108,6 +108,16 @@ Status Session::Create(std::shared_ptr<const Module> module,
       s->backend_.get(), fallback, *module, *prefill, s->arena_, &s->prefill_));
   GEMMAC_RETURN_IF_ERROR(FunctionProgram::Prepare(
       s->backend_.get(), fallback, *module, *decode, s->arena_, &s->decode_));
+  std::string graphs, declined;
+  for (const FunctionProgram *fn : {s->prefill_.get(), s->decode_.get()}) {
+    if (fn->graph_mode())
+      graphs += (graphs.empty() ? "" : ", ") + fn->name();
+    else if (!fn->graph_declined().empty())
+      declined += "; " + fn->name() + " declined: " + fn->graph_declined();
+  }
+  if (!graphs.empty() || !declined.empty())
+    s->graph_summary_ =
+        "graphs: " + (graphs.empty() ? std::string("none") : graphs) + declined;
   if (s->fallback_ != nullptr) {
     // Counted over both functions: "cpu runs attention x4, embed x2".
     std::map<std::string, int> ops = s->prefill_->fallback_ops();

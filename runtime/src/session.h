@@ -123,6 +123,10 @@ public:
   // backend refuses them, e.g. "cpu runs attention x4, final_head x2";
   // "" when the session's backend runs everything.
   const std::string &fallback_summary() const { return fallback_summary_; }
+  // Which functions the backend runs as compiled graphs (ABI 1.4), e.g.
+  // "graphs: prefill, decode"; a function it declined is listed with its
+  // reason. "" for a kernel plugin.
+  const std::string &graph_summary() const { return graph_summary_; }
 
 private:
   Session() = default;
@@ -140,6 +144,7 @@ private:
   // one is refused.
   std::unique_ptr<Backend> fallback_;
   std::string fallback_summary_;
+  std::string graph_summary_;
   void *arena_ = nullptr;
   uint64_t arena_bytes_ = 0;
   std::unique_ptr<KvCache> kv_;

@@ -1,5 +1,6 @@
 #include "vm.h"
 
+#include <cstddef>
 #include <cstring>
 
 namespace gemmac {
@@ -37,7 +38,6 @@ Status FunctionProgram::Prepare(Backend *backend, const FallbackFn &fallback,
 
   const auto &instrs = *function.instructions();
   p->steps_.resize(instrs.size());
-  std::vector<int32_t> in_dtypes, out_dtypes;
   for (uint32_t i = 0; i < instrs.size(); ++i) {
     const schema::Instruction *ins = instrs.Get(i);
     Step &step = p->steps_[i];
@@ -59,12 +59,12 @@ Status FunctionProgram::Prepare(Backend *backend, const FallbackFn &fallback,
     };
     step.first_in = static_cast<uint32_t>(p->operands_.size());
     step.num_in = ins->inputs()->size();
-    append(*ins->inputs(), in_dtypes);
+    append(*ins->inputs(), step.in_dtypes);
     step.first_out = static_cast<uint32_t>(p->operands_.size());
     step.num_out = ins->outputs()->size();
-    append(*ins->outputs(), out_dtypes);
+    append(*ins->outputs(), step.out_dtypes);
 
-    gemmac_op_desc desc{};
+    gemmac_op_desc &desc = step.desc;
     desc.struct_size = sizeof(desc);
     desc.op = static_cast<int32_t>(ins->op());
     schema::OpAttributesT defaults;
@@ -84,10 +84,24 @@ Status FunctionProgram::Prepare(Backend *backend, const FallbackFn &fallback,
     at.layer = a ? a->layer() : defaults.layer;
     at.rows = a ? a->rows() : defaults.rows;
     desc.num_inputs = step.num_in;
-    desc.input_dtypes = in_dtypes.data();
+    desc.input_dtypes = step.in_dtypes.data();
     desc.num_outputs = step.num_out;
-    desc.output_dtypes = out_dtypes.data();
+    desc.output_dtypes = step.out_dtypes.data();
+  }
 
+  // A graph-mode plugin gets the whole function; if it declines, or is a
+  // kernel plugin, each instruction is prepared on its own.
+  GEMMAC_RETURN_IF_ERROR(p->CompileGraph(backend, module));
+  if (p->graph_ != nullptr) {
+    p->FindTokenDims();
+    p->Bind(module, function, arena_base);
+    *out = std::move(p);
+    return Status::Ok();
+  }
+  for (uint32_t i = 0; i < instrs.size(); ++i) {
+    const schema::Instruction *ins = instrs.Get(i);
+    Step &step = p->steps_[i];
+    const gemmac_op_desc &desc = step.desc;
     step.backend = backend;
     if (!backend->api().supports(backend->handle(), &desc)) {
       Backend *other = nullptr;
@@ -118,26 +132,92 @@ Status FunctionProgram::Prepare(Backend *backend, const FallbackFn &fallback,
                         "' cannot prepare it: " + Backend::ErrorText(err));
     }
   }
-  // Pointers into operands_ are taken only now that it has its final size.
-  for (gemmac_tensor &t : p->operands_)
-    for (int32_t i = 0; i < t.rank; ++i)
-      if (t.shape[i] == kTokensDim)
-        p->token_dims_.push_back(&t.shape[i]);
-
-  const schema::Tensor *in = tensors.Get(function.inputs()->Get(0));
-  const schema::Tensor *outt = tensors.Get(function.outputs()->Get(0));
-  p->tokens_in_ = reinterpret_cast<int32_t *>(arena_base + in->offset());
-  p->logits_out_ = reinterpret_cast<const float *>(arena_base + outt->offset());
-  p->logits_cols_ = outt->shape()->Get(1);
-  // A static one-row output holds only the last position's logits (a
-  // prefill compiled with --prefill-logits=last).
-  p->last_position_only_ = outt->shape()->Get(0) != kTokensDim;
-  p->error_.struct_size = sizeof(p->error_);
+  p->FindTokenDims();
+  p->Bind(module, function, arena_base);
   *out = std::move(p);
   return Status::Ok();
 }
 
+void FunctionProgram::FindTokenDims() {
+  // Pointers into operands_ are taken only now that it has its final size.
+  for (gemmac_tensor &t : operands_)
+    for (int32_t i = 0; i < t.rank; ++i)
+      if (t.shape[i] == kTokensDim)
+        token_dims_.push_back(&t.shape[i]);
+}
+
+void FunctionProgram::Bind(const Module &module,
+                           const schema::Function &function,
+                           uint8_t *arena_base) {
+  const auto &tensors = *module.program().tensors();
+  const schema::Tensor *in = tensors.Get(function.inputs()->Get(0));
+  const schema::Tensor *outt = tensors.Get(function.outputs()->Get(0));
+  tokens_in_ = reinterpret_cast<int32_t *>(arena_base + in->offset());
+  logits_out_ = reinterpret_cast<const float *>(arena_base + outt->offset());
+  logits_cols_ = outt->shape()->Get(1);
+  // A static one-row output holds only the last position's logits (a
+  // prefill compiled with --prefill-logits=last).
+  last_position_only_ = outt->shape()->Get(0) != kTokensDim;
+  error_.struct_size = sizeof(error_);
+}
+
+Status FunctionProgram::CompileGraph(Backend *backend, const Module &module) {
+  const gemmac_plugin_api &api = backend->api();
+  const bool has =
+      api.abi_minor >= 4 &&
+      api.struct_size >= offsetof(gemmac_plugin_api, release_graph) +
+                             sizeof(api.release_graph) &&
+      api.compile_graph != nullptr && api.execute_graph != nullptr &&
+      api.release_graph != nullptr;
+  if (!has)
+    return Status::Ok();
+  nodes_.clear();
+  for (const Step &s : steps_) {
+    gemmac_graph_node n{};
+    n.struct_size = sizeof(n);
+    n.desc = s.desc;
+    n.first_input = s.first_in;
+    n.num_inputs = s.num_in;
+    n.first_output = s.first_out;
+    n.num_outputs = s.num_out;
+    nodes_.push_back(n);
+  }
+  // Token-count buckets: 1, 2, 4, ... and max_tokens itself.
+  buckets_.clear();
+  for (int64_t b = 1; b < max_tokens_; b *= 2)
+    buckets_.push_back(b);
+  buckets_.push_back(max_tokens_);
+  gemmac_graph_desc d{};
+  d.struct_size = sizeof(d);
+  d.name = name_.c_str();
+  d.num_nodes = static_cast<uint32_t>(nodes_.size());
+  d.nodes = nodes_.data();
+  d.num_operands = static_cast<uint32_t>(operands_.size());
+  d.operands = operands_.data();
+  d.max_tokens = max_tokens_;
+  d.num_buckets = static_cast<uint32_t>(buckets_.size());
+  d.buckets = buckets_.data();
+  gemmac_plugin_error err{};
+  err.struct_size = sizeof(err);
+  gemmac_graph *g = nullptr;
+  const int32_t rc = api.compile_graph(backend->handle(), &d, &g, &err);
+  if (rc == GEMMAC_PLUGIN_UNSUPPORTED) {
+    graph_declined_ = Backend::ErrorText(err);
+    return Status::Ok();
+  }
+  if (rc != GEMMAC_PLUGIN_OK || g == nullptr)
+    return Status(StatusCode::kInternal,
+                  module.path() + ": function '" + name_ + "': backend '" +
+                      backend->name() + "' cannot compile it as a graph: " +
+                      Backend::ErrorText(err));
+  graph_ = g;
+  graph_backend_ = backend;
+  return Status::Ok();
+}
+
 FunctionProgram::~FunctionProgram() {
+  if (graph_ != nullptr)
+    graph_backend_->api().release_graph(graph_backend_->handle(), graph_);
   for (Step &s : steps_)
     if (s.kernel != nullptr)
       s.backend->api().release(s.backend->handle(), s.kernel);
@@ -161,6 +241,22 @@ Status FunctionProgram::Run(const int32_t *tokens, int64_t num_tokens,
   ctx.kv = kv.layers();
   ctx.num_kv = kv.num_layers();
   ctx.cancel = cancel;
+  if (graph_ != nullptr) {
+    error_.message[0] = '\0';
+    const int32_t rc = graph_backend_->api().execute_graph(
+        graph_backend_->handle(), graph_, &ctx, &error_);
+    if (rc == GEMMAC_PLUGIN_CANCELLED)
+      return Status(StatusCode::kCancelled, "cancelled");
+    if (rc != GEMMAC_PLUGIN_OK)
+      return Status(rc == GEMMAC_PLUGIN_INVALID_ARGUMENT
+                        ? StatusCode::kInvalidArgument
+                        : StatusCode::kInternal,
+                    "function '" + name_ + "' (graph): backend '" +
+                        graph_backend_->name() +
+                        "' failed: " + Backend::ErrorText(error_));
+    *logits = logits_out_;
+    return Status::Ok();
+  }
   for (const Step &s : steps_) {
     if (cancel != nullptr && *cancel != 0)
       return Status(StatusCode::kCancelled, "cancelled");

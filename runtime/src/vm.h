@@ -63,18 +63,37 @@ public:
   const std::map<std::string, int> &fallback_ops() const {
     return fallback_ops_;
   }
+  // Whether the backend runs the function as one compiled graph (ABI 1.4).
+  bool graph_mode() const { return graph_ != nullptr; }
+  // Why a graph-mode backend declined the function ("" if it did not).
+  const std::string &graph_declined() const { return graph_declined_; }
 
 private:
   struct Step {
     Backend *backend = nullptr; // the session's, or the fallback
     gemmac_kernel *kernel = nullptr;
     uint32_t first_in = 0, num_in = 0, first_out = 0, num_out = 0;
-    std::string where; // "function 'prefill' instruction 3 (Linear at loc)"
+    std::string where;     // "function 'prefill' instruction 3 (Linear at loc)"
+    gemmac_op_desc desc{}; // points into in_dtypes, out_dtypes
+    std::vector<int32_t> in_dtypes, out_dtypes;
   };
   FunctionProgram() = default;
+  // Offers the function to a graph-mode backend; sets graph_ when it takes
+  // it. Needs steps_ and operands_ complete.
+  Status CompileGraph(Backend *backend, const Module &module);
+  void FindTokenDims();
+  void Bind(const Module &module, const schema::Function &function,
+            uint8_t *arena_base);
 
   std::string name_;
   std::map<std::string, int> fallback_ops_;
+  // Graph mode: the nodes and buckets handed to compile_graph (kept, like
+  // operands_, for the graph's lifetime).
+  gemmac_graph *graph_ = nullptr;
+  Backend *graph_backend_ = nullptr;
+  std::vector<gemmac_graph_node> nodes_;
+  std::vector<int64_t> buckets_;
+  std::string graph_declined_;
   std::vector<Step> steps_;
   std::vector<gemmac_tensor> operands_;
   // Shape entries of operands_ that hold the symbolic token count.

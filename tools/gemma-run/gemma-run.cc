@@ -268,6 +268,9 @@ void PrintStats(gemmac_session *s) {
   const std::string device = gemmac_session_backend_description(s);
   if (!device.empty())
     backend += " (" + device + ")";
+  const std::string graphs = gemmac_session_graph_summary(s);
+  if (!graphs.empty())
+    backend += "; " + graphs;
   const std::string fallback = gemmac_session_fallback_summary(s);
   if (!fallback.empty())
     backend += "; fallback: " + fallback;

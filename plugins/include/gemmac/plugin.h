@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 #define GEMMAC_PLUGIN_ABI_MAJOR 1
-#define GEMMAC_PLUGIN_ABI_MINOR 3
+#define GEMMAC_PLUGIN_ABI_MINOR 4
 
 #if defined(_WIN32)
 #define GEMMAC_PLUGIN_EXPORT __declspec(dllexport)
@@ -216,6 +216,44 @@ typedef struct gemmac_backend_options {
 
 typedef struct gemmac_backend gemmac_backend; /* one instance on one device */
 typedef struct gemmac_kernel gemmac_kernel;   /* a prepared instruction */
+typedef struct gemmac_graph gemmac_graph;     /* a compiled function (1.4) */
+
+/* A token-count dimension in a shape: bound per call (exec_context.tokens). */
+#define GEMMAC_TOKENS_DIM (-1)
+
+/* ABI 1.4, graph mode: one instruction of a function. Its inputs and outputs
+ * are operands[first_input, first_input + num_inputs) and
+ * operands[first_output, first_output + num_outputs) of the graph. */
+typedef struct gemmac_graph_node {
+  size_t struct_size;
+  gemmac_op_desc desc;
+  uint32_t first_input;
+  uint32_t num_inputs;
+  uint32_t first_output;
+  uint32_t num_outputs;
+} gemmac_graph_node;
+
+/* ABI 1.4, graph mode: a whole function (prefill or decode) for plugins that
+ * want programs rather than kernels. Nodes run in order. Operands describe
+ * every node's inputs and outputs, as launch() would get them: weights point
+ * into the mapped module, activations into the session's arena, an absent
+ * optional input is GEMMAC_DTYPE_NONE. The operands array stays valid, at the
+ * same address, until release_graph(); its data pointers never change, and
+ * during execute_graph() every GEMMAC_TOKENS_DIM dimension given at compile
+ * time holds the call's token count. A plugin may compile a schedule per
+ * bucket: every call has 1 <= tokens <= some bucket (buckets ascend, the last
+ * is max_tokens). */
+typedef struct gemmac_graph_desc {
+  size_t struct_size;
+  const char* name; /* "prefill", "decode" */
+  uint32_t num_nodes;
+  const gemmac_graph_node* nodes;
+  uint32_t num_operands;
+  const gemmac_tensor* operands;
+  int64_t max_tokens;
+  uint32_t num_buckets;
+  const int64_t* buckets;
+} gemmac_graph_desc;
 
 typedef struct gemmac_plugin_api {
   size_t struct_size;
@@ -252,6 +290,19 @@ typedef struct gemmac_plugin_api {
    * on, e.g. the CPU's instruction-set level ("avx512 [...]"), for tools and
    * logs. The string stays valid until destroy(). */
   const char* (*describe)(gemmac_backend* backend);
+
+  /* ABI 1.4 (all three NULL for a kernel-only plugin): graph mode. The
+   * runtime offers each function to compile_graph() at session creation;
+   * GEMMAC_PLUGIN_UNSUPPORTED (with a message) makes it use prepare/launch
+   * per instruction instead, any other failure is an error. execute_graph()
+   * runs the whole function for one call. */
+  int32_t (*compile_graph)(gemmac_backend* backend,
+                           const gemmac_graph_desc* desc, gemmac_graph** out,
+                           gemmac_plugin_error* error);
+  int32_t (*execute_graph)(gemmac_backend* backend, gemmac_graph* graph,
+                           const gemmac_exec_context* context,
+                           gemmac_plugin_error* error);
+  void (*release_graph)(gemmac_backend* backend, gemmac_graph* graph);
 } gemmac_plugin_api;
 
 /* The one exported symbol of a plugin shared library. The runtime passes the

@@ -339,6 +339,12 @@ gemmac_session_backend_description(const gemmac_session *session);
  * session's backend runs every instruction. Valid while the session lives. */
 GEMMAC_API const char *
 gemmac_session_fallback_summary(const gemmac_session *session);
+/* Which functions a graph-mode plugin (ABI 1.4) runs as compiled graphs,
+ * e.g. "graphs: prefill, decode", with the reason for any it declined
+ * ("graphs: decode; prefill declined: ..."); "" for a kernel plugin. Valid
+ * while the session lives. */
+GEMMAC_API const char *
+gemmac_session_graph_summary(const gemmac_session *session);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -75,6 +75,11 @@ extern "C" GEMMAC_PLUGIN_EXPORT int32_t gemmac_plugin_entry(
   table.supports = Supports;
   table.prepare = Prepare;
   table.launch = Launch;
+  // A kernel plugin: the reference's graph mode (if built in) would run the
+  // attention it refuses.
+  table.compile_graph = nullptr;
+  table.execute_graph = nullptr;
+  table.release_graph = nullptr;
   const size_t n = std::min(api_size, sizeof(table));
   table.struct_size = n;
   std::memcpy(api, &table, n);

@@ -154,6 +154,20 @@ def compare_logits(got, ref, rel_tol, prompt_ids):
     raise Failure("\n".join(lines))
 
 
+def comparable_steps(margins, ranges, rel_tol):
+    """For a device plugin (--rel-tol): the greedy steps whose reference top-1 margin is
+    over twice the tolerance, up to the first that is not. Within the tolerance each
+    logit may move by tol, so the top two by 2 tol: only a wider margin pins the token,
+    and after an unpinned step the two sequences may part legitimately."""
+    n = 0
+    while n < len(margins) and margins[n] > 2.0 * rel_tol * ranges[n]:
+        n += 1
+    if n == 0:
+        raise Failure("no greedy step is comparable at tolerance %g of the range: the "
+                      "first margin is %.3g; change the case" % (rel_tol, margins[0]))
+    return n
+
+
 def compare_greedy(got, ref, margins, ranges, rel_tol, eos, prompt_len, window):
     n = len(got)
     # gemma-run may stop early at <eos>/<end_of_turn>; the stop token may or may not be
@@ -190,7 +204,7 @@ def compare_greedy(got, ref, margins, ranges, rel_tol, eos, prompt_len, window):
                                  zip(margins[:compared], ranges[:compared]))))
 
 
-def run_case(name, bin_dir, work):
+def run_case(name, bin_dir, work, plugin=None, rel_tol=None, expect=None):
     case = CASES[name]
     os.makedirs(work, exist_ok=True)
     ckpt = os.path.join(work, "ckpt")
@@ -204,7 +218,8 @@ def run_case(name, bin_dir, work):
     run_tool = os.path.join(bin_dir, "gemma-run")
     run([compile_tool, ckpt, "-o", module] + case["compile"], "gemma-compile")
     out = run([run_tool, module, "-p", PROMPT, "--raw", "-n", str(GREEDY_STEPS), "--temp",
-               "0", "--json", "--dump-logits", dump, "--threads", "2"], "gemma-run")
+               "0", "--json", "--dump-logits", dump, "--threads", "2"] +
+              (["--plugin", plugin] if plugin else []), "gemma-run")
     try:
         result = json.loads(out)
         prompt_ids = [int(t) for t in result["prompt_ids"]]
@@ -231,12 +246,31 @@ def run_case(name, bin_dir, work):
     model = reference.Model(ckpt, compile_dtype=dtype)
     rows = model.default_rows()
     ref = model.logits(prompt_ids, rows)
-    rel_tol = REL_TOL[dtype]
+    rel_tol = rel_tol or REL_TOL[dtype]
     compare_logits(got, ref, rel_tol, prompt_ids)
     gen, margins, ranges = model.greedy(prompt_ids, GREEDY_STEPS, rows)
-    compare_greedy(generated, gen, margins, ranges, rel_tol, eos_ids(ckpt), len(prompt_ids),
-                   model.cfg.window)
-    for variant in case.get("variants", []):
+    if plugin:
+        n = comparable_steps(margins, ranges, rel_tol)
+        if generated[:n] != gen[:n]:
+            raise Failure("greedy tokens differ from the reference within the %d pinned "
+                          "steps:\nengine:    %s\nreference: %s" % (n, generated[:n], gen[:n]))
+        print("greedy: the %d pinned steps agree (of %d generated)" % (n, len(generated)))
+        # What ran where: the backend line of --stats (graph mode, fallbacks).
+        proc = subprocess.run([run_tool, module, "-p", PROMPT, "--raw", "-n", "2",
+                               "--stats", "--plugin", plugin], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=300)
+        line = next((l for l in proc.stderr.decode("utf-8", "replace").splitlines()
+                     if l.startswith("backend:")), "")
+        print(line)
+        if expect and expect not in line:
+            raise Failure("gemma-run --stats: expected '%s' in the backend line, got "
+                          "'%s'" % (expect, line))
+    else:
+        compare_greedy(generated, gen, margins, ranges, rel_tol, eos_ids(ckpt),
+                       len(prompt_ids), model.cfg.window)
+    # The variants compare other compilations on the CPU plugin with these logits
+    # exactly; a device plugin's logits are not that reference.
+    for variant in ([] if plugin else case.get("variants", [])):
         check_variant(variant, case, ckpt, work, compile_tool, run_tool, got, generated)
     print("e2e %s: OK (%d prompt tokens, window %d, %d layers)" %
           (name, len(prompt_ids), model.cfg.window, model.cfg.layers))
@@ -400,6 +434,13 @@ def main():
     ap.add_argument("--case", required=True, choices=sorted(CASES) + ["selftest"])
     ap.add_argument("--bin-dir", help="directory holding gemma-compile and gemma-run")
     ap.add_argument("--work-dir", required=True)
+    ap.add_argument("--plugin", help="run gemma-run on this backend plugin library")
+    ap.add_argument("--rel-tol", type=float,
+                    help="logit tolerance relative to the range, for a plugin whose "
+                         "arithmetic differs from the op set's f32 (say why where it is set)")
+    ap.add_argument("--expect-backend",
+                    help="text the backend line of gemma-run --stats must hold (with "
+                         "--plugin), e.g. 'graphs: prefill, decode'")
     args = ap.parse_args()
     try:
         if args.case == "selftest":
@@ -407,7 +448,8 @@ def main():
         else:
             if not args.bin_dir:
                 ap.error("--bin-dir is required for case %s" % args.case)
-            run_case(args.case, args.bin_dir, args.work_dir)
+            run_case(args.case, args.bin_dir, args.work_dir, args.plugin, args.rel_tol,
+                     args.expect_backend)
     except (Failure, reference.ReferenceError) as e:
         sys.stderr.write("FAIL %s:\n%s\n" % (args.case, e))
         return 1

@@ -10,6 +10,7 @@ PACKAGES=(
   libsentencepiece-dev sentencepiece
   libtbb-dev libgtest-dev libbenchmark-dev
   python3 python3-numpy
+  hipcc libamdhip64-dev rocm-device-libs
 )
 
 missing=()

@@ -2,8 +2,10 @@
 // plugins/conformance/reference_plugin.cc op by op (same formulas, f32
 // accumulation instead of the reference's double), written plainly: correctness
 // first, one warp or block per independent piece of work. No CUDA-only names
-// beyond gpu_compat.h and the kernel syntax HIP shares, so a ROCm build can
-// reuse this file.
+// beyond gpu_compat.h and the kernel syntax HIP shares: backends/rocm compiles
+// this file as HIP. Nothing assumes a warp of 32: kWarp is 32 on CUDA and 64
+// on AMD wave64 targets, so lanes stride by kWarp and reductions run over
+// log2(kWarp) shuffle steps (the same sums, in a different order).
 #include <cmath>
 #include <cstdint>
 
@@ -87,7 +89,8 @@ __global__ void EmbedKernel(const int32_t *ids, Weight table, float scale,
 // One block per (row, group): sum of squares, then the scaled write.
 __global__ void RmsNormKernel(const float *x, int64_t N, Weight norm, float eps,
                               float offset, float *y) {
-  __shared__ float partial[32];
+  // One slot per warp of the block (blockDim.x <= 1024).
+  __shared__ float partial[1024 / kWarp];
   const int64_t D = norm.cols;
   const int64_t base = blockIdx.x * N + blockIdx.y * D;
   float ss = 0;
@@ -233,8 +236,8 @@ __device__ float KvAt(const KvArgs &kv, bool is_v, int64_t row, int64_t g,
          (is_v ? kv.v_scale : kv.k_scale)[row * kv.kv_heads + g];
 }
 
-// One warp per (token, head); lane l holds dims l, l + 32, ... of q and the
-// output. Online softmax (running max m, running sum l) over visible keys.
+// One warp per (token, head); lane l holds dims l, l + kWarp, ... of q and
+// the output. Online softmax (running max m, running sum l) over visible keys.
 constexpr int kPer = kMaxHeadDim / kWarp;
 __global__ void AttentionKernel(const float *q, int64_t past, int64_t H,
                                 float scale, int32_t window, float softcap,

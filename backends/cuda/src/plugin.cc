@@ -1,5 +1,7 @@
 // The CUDA backend plugin ("cuda", plugin ABI 1.3): the ABI table, device and
-// memory management, and each op's launch composed from kernels.h.
+// memory management, and each op's launch composed from kernels.h. The same
+// file is the ROCm plugin ("rocm") when built as HIP (backends/rocm): names and
+// messages come from gpu_compat.h (GEMMAC_GPU_PLUGIN, GEMMAC_GPU_API).
 //
 // Memory (ABI 1.x): alloc() returns managed memory, so the runtime's CPU
 // fallback can read the arena and KV caches in place. Weights arrive as host
@@ -62,18 +64,20 @@ struct LaunchScope {
   std::vector<CopyBack> copy_back;
   ~LaunchScope() {
     for (void *p : temps)
-      gpuFree(p);
+      (void)gpuFree(p);
   }
   int32_t Check(gpuError_t e, const char *what) {
     if (e == gpuSuccess)
       return GEMMAC_PLUGIN_OK;
-    return Fail(err, GEMMAC_PLUGIN_INTERNAL, "cuda: %s failed: %s", what,
+    return Fail(err, GEMMAC_PLUGIN_INTERNAL,
+                GEMMAC_GPU_PLUGIN ": %s failed: %s", what,
                 gpuGetErrorString(e));
   }
   // A device buffer of `bytes` freed at the end of the launch.
   int32_t Temp(size_t bytes, void **out) {
     void *p = nullptr;
-    if (int32_t rc = Check(gpuMalloc(&p, bytes ? bytes : 16), "cudaMalloc");
+    if (int32_t rc =
+            Check(gpuMalloc(&p, bytes ? bytes : 16), GEMMAC_GPU_API "Malloc");
         rc != GEMMAC_PLUGIN_OK)
       return rc;
     temps.push_back(p);
@@ -85,14 +89,14 @@ struct LaunchScope {
 bool DeviceAccessible(const void *p, const void **dev) {
   gpuPointerAttributes attr;
   if (gpuPointerGetAttributes(&attr, p) != gpuSuccess) {
-    gpuGetLastError(); // clear the non-sticky error
+    (void)gpuGetLastError(); // clear the non-sticky error
     return false;
   }
-  if (attr.type == gpuMemoryTypeDevice || attr.type == gpuMemoryTypeManaged) {
+  if (gpuPointerIsDeviceOrManaged(attr)) {
     *dev = p;
     return true;
   }
-  if (attr.type == gpuMemoryTypeHost && attr.devicePointer != nullptr) {
+  if (gpuPointerIsHost(attr) && attr.devicePointer != nullptr) {
     *dev = attr.devicePointer; // registered / pinned host memory
     return true;
   }
@@ -155,21 +159,21 @@ int32_t ResolveInput(LaunchScope &s, const gemmac_tensor &t, bool weight,
         *out = c.device;
         return GEMMAC_PLUGIN_OK;
       }
-      gpuFree(c.device); // the mapping changed: upload again below
+      (void)gpuFree(c.device); // the mapping changed: upload again below
       s.b.weights.erase(it);
     }
     if (InReadOnlyFileMapping(t.data, bytes)) {
       CachedWeight c;
       c.bytes = bytes;
       if (int32_t rc = s.Check(gpuMalloc(&c.device, bytes ? bytes : 16),
-                               "cudaMalloc (weight cache)");
+                               GEMMAC_GPU_API "Malloc (weight cache)");
           rc != GEMMAC_PLUGIN_OK)
         return rc;
       if (int32_t rc =
               s.Check(gpuMemcpy(c.device, t.data, bytes, gpuMemcpyDefault),
-                      "cudaMemcpy (weight upload)");
+                      GEMMAC_GPU_API "Memcpy (weight upload)");
           rc != GEMMAC_PLUGIN_OK) {
-        gpuFree(c.device);
+        (void)gpuFree(c.device);
         return rc;
       }
       const size_t n = bytes < 64 ? bytes : 64;
@@ -186,7 +190,7 @@ int32_t ResolveInput(LaunchScope &s, const gemmac_tensor &t, bool weight,
     return rc;
   if (int32_t rc = s.Check(
           gpuMemcpyAsync(p, t.data, bytes, gpuMemcpyDefault, s.b.stream),
-          "cudaMemcpyAsync (stage input)");
+          GEMMAC_GPU_API "MemcpyAsync (stage input)");
       rc != GEMMAC_PLUGIN_OK)
     return rc;
   *out = p;
@@ -208,6 +212,21 @@ int32_t ResolveOutput(LaunchScope &s, const gemmac_tensor &t, float **out) {
   return GEMMAC_PLUGIN_OK;
 }
 
+// checks.cc is shared as well and prefixes its messages with "cuda:"; where
+// one of them leaves this plugin under another name (the ROCm build), the
+// prefix is renamed in place (same length), so every message names the plugin
+// that wrote it.
+int32_t Renamed(int32_t rc, gemmac_plugin_error *err) {
+  static_assert(sizeof(GEMMAC_GPU_PLUGIN) == sizeof("cuda"),
+                "GEMMAC_GPU_PLUGIN must be 4 characters to rename in place");
+  const size_t at = offsetof(gemmac_plugin_error, message);
+  if (rc != GEMMAC_PLUGIN_OK && err != nullptr &&
+      err->struct_size >= at + sizeof("cuda:") &&
+      std::strncmp(err->message, "cuda:", 5) == 0)
+    std::memcpy(err->message, GEMMAC_GPU_PLUGIN, 4);
+  return rc;
+}
+
 Weight W(const gemmac_tensor &t, const void *dev) {
   Weight w;
   w.data = dev;
@@ -223,39 +242,52 @@ int32_t Create(const gemmac_backend_options *, gemmac_backend **out,
                gemmac_plugin_error *err) {
   if (out == nullptr)
     return Fail(err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
-                "cuda: create: out is null, expected a pointer to fill");
+                GEMMAC_GPU_PLUGIN
+                ": create: out is null, expected a pointer to fill");
   *out = nullptr;
   int count = 0;
   gpuError_t e = gpuGetDeviceCount(&count);
   if (e != gpuSuccess || count == 0) {
-    gpuGetLastError();
+    (void)gpuGetLastError();
     return Fail(err, GEMMAC_PLUGIN_UNSUPPORTED,
-                "cuda: no CUDA device (cudaGetDeviceCount: %s, %d devices)",
+                GEMMAC_GPU_PLUGIN ": no " GEMMAC_GPU_KIND
+                                  " device (" GEMMAC_GPU_API
+                                  "GetDeviceCount: %s, %d devices)",
                 e == gpuSuccess ? "ok" : gpuGetErrorString(e), count);
   }
   gpuDeviceProp prop;
   if ((e = gpuSetDevice(0)) != gpuSuccess ||
       (e = gpuGetDeviceProperties(&prop, 0)) != gpuSuccess)
     return Fail(err, GEMMAC_PLUGIN_UNSUPPORTED,
-                "cuda: device 0 unusable (cudaSetDevice/"
-                "cudaGetDeviceProperties: %s)",
+                GEMMAC_GPU_PLUGIN ": device 0 unusable (" GEMMAC_GPU_API
+                                  "SetDevice/" GEMMAC_GPU_API
+                                  "GetDeviceProperties: %s)",
                 gpuGetErrorString(e));
   auto *b = new (std::nothrow) Backend();
   if (b == nullptr)
     return Fail(err, GEMMAC_PLUGIN_OUT_OF_MEMORY,
-                "cuda: create: out of memory");
+                GEMMAC_GPU_PLUGIN ": create: out of memory");
   if ((e = gpuStreamCreateWithFlags(&b->stream, gpuStreamNonBlocking)) !=
       gpuSuccess) {
     delete b;
     return Fail(err, GEMMAC_PLUGIN_INTERNAL,
-                "cuda: cudaStreamCreateWithFlags failed: %s",
+                GEMMAC_GPU_PLUGIN ": " GEMMAC_GPU_API
+                                  "StreamCreateWithFlags failed: %s",
                 gpuGetErrorString(e));
   }
-  char line[384];
+  char line[640]; // a device name and an arch name of up to 256 each
+#if defined(GEMMAC_GPU_HIP)
+  // An AMD device names its ISA (e.g. "gfx90a:sramecc+:xnack-"), not an SM.
+  std::snprintf(line, sizeof(line), "%s, %s, %.1f GiB, %d CUs", prop.name,
+                prop.gcnArchName,
+                double(prop.totalGlobalMem) / (1024.0 * 1024 * 1024),
+                prop.multiProcessorCount);
+#else
   std::snprintf(line, sizeof(line), "%s, sm_%d%d, %.1f GiB, %d SMs", prop.name,
                 prop.major, prop.minor,
                 double(prop.totalGlobalMem) / (1024.0 * 1024 * 1024),
                 prop.multiProcessorCount);
+#endif
   b->description = line;
   *out = reinterpret_cast<gemmac_backend *>(b);
   return GEMMAC_PLUGIN_OK;
@@ -265,13 +297,13 @@ void Destroy(gemmac_backend *bp) {
   auto *b = reinterpret_cast<Backend *>(bp);
   if (b == nullptr)
     return;
-  gpuSetDevice(b->device);
-  gpuStreamSynchronize(b->stream);
+  (void)gpuSetDevice(b->device);
+  (void)gpuStreamSynchronize(b->stream);
   for (auto &w : b->weights)
-    gpuFree(w.second.device);
+    (void)gpuFree(w.second.device);
   for (auto &a : b->allocations)
-    gpuFree(a.second);
-  gpuStreamDestroy(b->stream);
+    (void)gpuFree(a.second);
+  (void)gpuStreamDestroy(b->stream);
   delete b;
 }
 
@@ -289,20 +321,22 @@ int32_t Prepare(gemmac_backend *b, const gemmac_op_desc *d, gemmac_kernel **out,
   for (uint32_t i = 0; d && d->input_dtypes && i < d->num_inputs; ++i)
     if (d->input_dtypes[i] == GEMMAC_DTYPE_NONE && !IsOptional(d->op, i))
       return Fail(err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
-                  "cuda: prepare: %s input %u has GEMMAC_DTYPE_NONE, expected "
+                  GEMMAC_GPU_PLUGIN
+                  ": prepare: %s input %u has GEMMAC_DTYPE_NONE, expected "
                   "a dtype (the slot is not optional)",
                   OpName(d->op), i);
-  if (int32_t rc = CheckDesc(d, err); rc != GEMMAC_PLUGIN_OK)
+  if (int32_t rc = Renamed(CheckDesc(d, err), err); rc != GEMMAC_PLUGIN_OK)
     return rc;
   if (!Supports(b, d))
     return Fail(err, GEMMAC_PLUGIN_UNSUPPORTED,
-                "cuda: %s with head_dim %d is not supported, expected at "
+                GEMMAC_GPU_PLUGIN
+                ": %s with head_dim %d is not supported, expected at "
                 "most %d",
                 OpName(d->op), d->attrs.head_dim, kMaxHeadDim);
   auto *k = new (std::nothrow) Kernel{d->op, d->attrs};
   if (k == nullptr)
     return Fail(err, GEMMAC_PLUGIN_OUT_OF_MEMORY,
-                "cuda: prepare: out of memory");
+                GEMMAC_GPU_PLUGIN ": prepare: out of memory");
   *out = reinterpret_cast<gemmac_kernel *>(k);
   return GEMMAC_PLUGIN_OK;
 }
@@ -321,11 +355,11 @@ void *Alloc(gemmac_backend *bp, size_t bytes, size_t alignment) {
   // is more than any device's memory.
   if (bytes > (size_t(1) << 48) || bytes > SIZE_MAX - alignment)
     return nullptr;
-  gpuSetDevice(b->device);
+  (void)gpuSetDevice(b->device);
   void *base = nullptr;
   const size_t total = (bytes ? bytes : 1) + alignment;
   if (gpuMallocManaged(&base, total, gpuMemAttachGlobal) != gpuSuccess) {
-    gpuGetLastError();
+    (void)gpuGetLastError();
     return nullptr;
   }
   uintptr_t at = (reinterpret_cast<uintptr_t>(base) + alignment - 1) /
@@ -344,14 +378,14 @@ void Free(gemmac_backend *bp, void *p) {
   auto it = b->allocations.find(p);
   if (it == b->allocations.end())
     return;
-  gpuSetDevice(b->device);
-  gpuFree(it->second);
+  (void)gpuSetDevice(b->device);
+  (void)gpuFree(it->second);
   b->allocations.erase(it);
 }
 
 const char *Describe(gemmac_backend *bp) {
   auto *b = reinterpret_cast<Backend *>(bp);
-  return b ? b->description.c_str() : "cuda";
+  return b ? b->description.c_str() : GEMMAC_GPU_PLUGIN;
 }
 
 // ---- launch ----------------------------------------------------------------
@@ -386,11 +420,12 @@ int32_t RunOp(LaunchScope &s, const Kernel &k, const gemmac_tensor *in,
     if (T > 0)
       GEMMAC_TRY(s.Check(gpuMemcpy(ids.data(), in[0].data, sizeof(int32_t) * T,
                                    gpuMemcpyDefault),
-                         "cudaMemcpy (embed token ids)"));
+                         GEMMAC_GPU_API "Memcpy (embed token ids)"));
     for (int64_t t = 0; t < T; ++t)
       if (ids[t] < 0 || ids[t] >= in[1].shape[0])
         return Fail(s.err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
-                    "cuda: embed token %lld is id %d, expected 0..%lld",
+                    GEMMAC_GPU_PLUGIN
+                    ": embed token %lld is id %d, expected 0..%lld",
                     (long long)t, ids[t], (long long)in[1].shape[0] - 1);
     return s.Check(Embed(static_cast<const int32_t *>(dev_in[0]), T,
                          W(in[1], dev_in[1]), a.scale, y[0], st),
@@ -413,27 +448,31 @@ int32_t RunOp(LaunchScope &s, const Kernel &k, const gemmac_tensor *in,
   case GEMMAC_OP_ATTENTION: {
     if (a.layer < 0 || uint32_t(a.layer) >= ctx->num_kv || ctx->kv == nullptr)
       return Fail(s.err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
-                  "cuda: attention attribute layer is %d, expected 0..%u (the "
+                  GEMMAC_GPU_PLUGIN
+                  ": attention attribute layer is %d, expected 0..%u (the "
                   "context's KV caches)",
                   a.layer, ctx->num_kv ? ctx->num_kv - 1 : 0);
     const gemmac_kv_cache &c = ctx->kv[a.layer];
     const bool i8 = c.dtype == GEMMAC_DTYPE_I8;
     if (!i8 && c.dtype != GEMMAC_DTYPE_F32)
       return Fail(s.err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
-                  "cuda: attention KV cache %d has dtype %d, expected f32 (0) "
+                  GEMMAC_GPU_PLUGIN
+                  ": attention KV cache %d has dtype %d, expected f32 (0) "
                   "or i8 (4)",
                   a.layer, c.dtype);
     if (i8 &&
         (c.struct_size < offsetof(gemmac_kv_cache, v_scale) + sizeof(float *) ||
          c.k_scale == nullptr || c.v_scale == nullptr))
       return Fail(s.err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
-                  "cuda: attention KV cache %d is i8 without k_scale/v_scale, "
+                  GEMMAC_GPU_PLUGIN
+                  ": attention KV cache %d is i8 without k_scale/v_scale, "
                   "expected both",
                   a.layer);
     if (c.num_kv_heads != a.num_kv_heads || c.head_dim != a.head_dim ||
         c.capacity <= 0)
       return Fail(s.err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
-                  "cuda: attention KV cache %d is [%d, %d, %d], expected "
+                  GEMMAC_GPU_PLUGIN
+                  ": attention KV cache %d is [%d, %d, %d], expected "
                   "[capacity > 0, %d, %d]",
                   a.layer, c.capacity, c.num_kv_heads, c.head_dim,
                   a.num_kv_heads, a.head_dim);
@@ -443,7 +482,8 @@ int32_t RunOp(LaunchScope &s, const Kernel &k, const gemmac_tensor *in,
       lo = 0;
     if (T > 0 && p - lo + 1 > c.capacity)
       return Fail(s.err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
-                  "cuda: attention sees %lld keys at position %lld, expected "
+                  GEMMAC_GPU_PLUGIN
+                  ": attention sees %lld keys at position %lld, expected "
                   "at most the cache capacity %d",
                   (long long)(p - lo + 1), (long long)p, c.capacity);
     KvArgs kv;
@@ -452,7 +492,8 @@ int32_t RunOp(LaunchScope &s, const Kernel &k, const gemmac_tensor *in,
     for (int i = 0; i < (i8 ? 4 : 2); ++i)
       if (!DeviceAccessible(ptrs[i], &dev[i]))
         return Fail(s.err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
-                    "cuda: attention KV cache %d %s is not device-accessible, "
+                    GEMMAC_GPU_PLUGIN
+                    ": attention KV cache %d %s is not device-accessible, "
                     "expected memory from this plugin's alloc()",
                     a.layer,
                     i == 0   ? "k"
@@ -572,7 +613,8 @@ int32_t RunOp(LaunchScope &s, const Kernel &k, const gemmac_tensor *in,
   }
   default:
     return Fail(s.err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
-                "cuda: launch: %s (op %d) has no kernel", name, k.op);
+                GEMMAC_GPU_PLUGIN ": launch: %s (op %d) has no kernel", name,
+                k.op);
   }
 }
 
@@ -581,13 +623,15 @@ int32_t Launch(gemmac_backend *bp, gemmac_kernel *kp, const gemmac_tensor *in,
                const gemmac_exec_context *ctx, gemmac_plugin_error *err) {
   if (bp == nullptr || kp == nullptr)
     return Fail(err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
-                "cuda: launch: backend or kernel is null, expected both from "
+                GEMMAC_GPU_PLUGIN
+                ": launch: backend or kernel is null, expected both from "
                 "create() and prepare()");
   if (ctx && ctx->cancel && *ctx->cancel)
     return GEMMAC_PLUGIN_CANCELLED;
   auto &b = *reinterpret_cast<Backend *>(bp);
   const Kernel &k = *reinterpret_cast<Kernel *>(kp);
-  if (int32_t rc = CheckOperands(k.op, k.a, in, num_in, out, num_out, ctx, err);
+  if (int32_t rc = Renamed(
+          CheckOperands(k.op, k.a, in, num_in, out, num_out, ctx, err), err);
       rc != GEMMAC_PLUGIN_OK)
     return rc;
   for (uint32_t i = 0; i < num_in; ++i) {
@@ -596,26 +640,27 @@ int32_t Launch(gemmac_backend *bp, gemmac_kernel *kp, const gemmac_tensor *in,
         !(none && in[i].data == nullptr && in[i].rank == 0 &&
           IsOptional(k.op, i)))
       return Fail(err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
-                  "cuda: %s input %u is absent or has no data, expected data "
+                  GEMMAC_GPU_PLUGIN
+                  ": %s input %u is absent or has no data, expected data "
                   "(absent only in an optional slot: dtype none, data NULL, "
                   "rank 0)",
                   OpName(k.op), i);
   }
-  gpuSetDevice(b.device);
+  (void)gpuSetDevice(b.device);
   LaunchScope s{b, err, {}, {}};
   int32_t rc = RunOp(s, k, in, num_in, out, num_out, ctx);
   if (rc == GEMMAC_PLUGIN_OK)
     for (const auto &c : s.copy_back)
       if ((rc = s.Check(gpuMemcpyAsync(c.host, c.device, c.bytes,
                                        gpuMemcpyDefault, b.stream),
-                        "cudaMemcpyAsync (output copy-back)")) !=
+                        GEMMAC_GPU_API "MemcpyAsync (output copy-back)")) !=
           GEMMAC_PLUGIN_OK)
         break;
   // Always drain the stream (also after an error) so temporaries can be
   // freed and the caller may read outputs on the host.
   const gpuError_t e = gpuStreamSynchronize(b.stream);
   if (rc == GEMMAC_PLUGIN_OK)
-    rc = s.Check(e, "cudaStreamSynchronize (kernel execution)");
+    rc = s.Check(e, GEMMAC_GPU_API "StreamSynchronize (kernel execution)");
   return rc;
 }
 
@@ -633,7 +678,7 @@ extern "C" GEMMAC_PLUGIN_EXPORT int32_t gemmac_plugin_entry(
   std::memset(&table, 0, sizeof(table));
   table.abi_major = GEMMAC_PLUGIN_ABI_MAJOR;
   table.abi_minor = GEMMAC_PLUGIN_ABI_MINOR;
-  table.name = "cuda";
+  table.name = GEMMAC_GPU_PLUGIN;
   table.version = "0.1";
   table.create = Create;
   table.destroy = Destroy;

@@ -180,7 +180,11 @@ typedef struct gemmac_op_desc {
  * dtype; position p lives in row p % capacity (a ring when capacity is smaller
  * than the context). With dtype I8 (ABI 1.1), k_scale and v_scale are f32
  * [capacity, num_kv_heads]: value = int8 * scale, one scale per position and
- * KV head (symmetric, scale = max|x| / 127); they are NULL for F32. */
+ * KV head (symmetric, scale = max|x| / 127); they are NULL for F32.
+ * gemmac_exec_context passes these as an array that a plugin indexes with its
+ * own sizeof, so unlike the other structs this one cannot grow: its layout is
+ * frozen at ABI 1.1 for the 1.x series (a new per-layer field would come as a
+ * parallel array in gemmac_exec_context). */
 typedef struct gemmac_kv_cache {
   size_t struct_size;
   void* k;

@@ -23,12 +23,14 @@
 #include <unordered_map>
 #include <vector>
 
-#include "checks.h"
+#include "gemmac/op_checks.h"
 #include "gemmac/plugin.h"
 #include "gpu_compat.h"
 #include "kernels.h"
 
 namespace gemmac_cuda {
+
+using namespace gemmac_sdk;
 namespace {
 
 struct CachedWeight {
@@ -212,21 +214,6 @@ int32_t ResolveOutput(LaunchScope &s, const gemmac_tensor &t, float **out) {
   return GEMMAC_PLUGIN_OK;
 }
 
-// checks.cc is shared as well and prefixes its messages with "cuda:"; where
-// one of them leaves this plugin under another name (the ROCm build), the
-// prefix is renamed in place (same length), so every message names the plugin
-// that wrote it.
-int32_t Renamed(int32_t rc, gemmac_plugin_error *err) {
-  static_assert(sizeof(GEMMAC_GPU_PLUGIN) == sizeof("cuda"),
-                "GEMMAC_GPU_PLUGIN must be 4 characters to rename in place");
-  const size_t at = offsetof(gemmac_plugin_error, message);
-  if (rc != GEMMAC_PLUGIN_OK && err != nullptr &&
-      err->struct_size >= at + sizeof("cuda:") &&
-      std::strncmp(err->message, "cuda:", 5) == 0)
-    std::memcpy(err->message, GEMMAC_GPU_PLUGIN, 4);
-  return rc;
-}
-
 Weight W(const gemmac_tensor &t, const void *dev) {
   Weight w;
   w.data = dev;
@@ -308,7 +295,7 @@ void Destroy(gemmac_backend *bp) {
 }
 
 int32_t Supports(gemmac_backend *, const gemmac_op_desc *d) {
-  if (CheckDesc(d, nullptr) != GEMMAC_PLUGIN_OK)
+  if (CheckDesc(GEMMAC_GPU_PLUGIN, d, nullptr) != GEMMAC_PLUGIN_OK)
     return 0;
   // The attention kernel keeps a head in registers of one warp.
   if (d->op == GEMMAC_OP_ATTENTION && d->attrs.head_dim > kMaxHeadDim)
@@ -325,7 +312,7 @@ int32_t Prepare(gemmac_backend *b, const gemmac_op_desc *d, gemmac_kernel **out,
                   ": prepare: %s input %u has GEMMAC_DTYPE_NONE, expected "
                   "a dtype (the slot is not optional)",
                   OpName(d->op), i);
-  if (int32_t rc = Renamed(CheckDesc(d, err), err); rc != GEMMAC_PLUGIN_OK)
+  if (int32_t rc = CheckDesc(GEMMAC_GPU_PLUGIN, d, err); rc != GEMMAC_PLUGIN_OK)
     return rc;
   if (!Supports(b, d))
     return Fail(err, GEMMAC_PLUGIN_UNSUPPORTED,
@@ -630,8 +617,8 @@ int32_t Launch(gemmac_backend *bp, gemmac_kernel *kp, const gemmac_tensor *in,
     return GEMMAC_PLUGIN_CANCELLED;
   auto &b = *reinterpret_cast<Backend *>(bp);
   const Kernel &k = *reinterpret_cast<Kernel *>(kp);
-  if (int32_t rc = Renamed(
-          CheckOperands(k.op, k.a, in, num_in, out, num_out, ctx, err), err);
+  if (int32_t rc = CheckOperands(GEMMAC_GPU_PLUGIN, k.op, k.a, in, num_in, out,
+                                 num_out, ctx, err);
       rc != GEMMAC_PLUGIN_OK)
     return rc;
   for (uint32_t i = 0; i < num_in; ++i) {

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "device.h"
+#include "gemmac/op_checks.h"
 
 namespace gemmac::tpu {
 namespace {
@@ -92,72 +93,6 @@ uint16_t ToBf16(float f) {
     return uint16_t((bits >> 16) | 0x40); // quiet NaN
   bits += 0x7fffu + ((bits >> 16) & 1u);  // round to nearest even
   return uint16_t(bits >> 16);
-}
-
-struct Slot {
-  char kind; // 'f' f32, 'i' i32, 'W' any weight, 'F' float weight
-  bool optional;
-};
-struct Signature {
-  int num_inputs, num_outputs;
-  Slot in[7];
-};
-bool SignatureOf(int32_t op, Signature *s) {
-  const Slot f{'f', false}, W{'W', false}, o{'f', true};
-  switch (op) {
-  case GEMMAC_OP_EMBED:
-    *s = {2, 1, {{'i', false}, W}};
-    return true;
-  case GEMMAC_OP_RMS_NORM:
-    *s = {2, 1, {f, {'F', false}}};
-    return true;
-  case GEMMAC_OP_LINEAR:
-  case GEMMAC_OP_LM_HEAD:
-    *s = {2, 1, {f, W}};
-    return true;
-  case GEMMAC_OP_ROPE:
-  case GEMMAC_OP_GELU_TANH:
-  case GEMMAC_OP_SOFTCAP:
-  case GEMMAC_OP_SCALE:
-    *s = {1, 1, {f}};
-    return true;
-  case GEMMAC_OP_ATTENTION:
-    *s = {3, 1, {f, f, f}};
-    return true;
-  case GEMMAC_OP_MUL:
-  case GEMMAC_OP_ADD:
-    *s = {2, 1, {f, f}};
-    return true;
-  case GEMMAC_OP_ADD_RMS_NORM:
-    *s = {3, 2, {f, f, f}};
-    return true;
-  case GEMMAC_OP_QKV_PROJ:
-    *s = {7, 3, {f, o, W, W, W, o, o}};
-    return true;
-  case GEMMAC_OP_GATED_MLP:
-    *s = {4, 1, {f, o, W, W}};
-    return true;
-  case GEMMAC_OP_FINAL_HEAD:
-    *s = {3, 1, {f, f, W}};
-    return true;
-  default:
-    return false;
-  }
-}
-
-bool SlotTakes(const Slot &s, int32_t dt) {
-  if (dt == GEMMAC_DTYPE_NONE)
-    return s.optional;
-  switch (s.kind) {
-  case 'i':
-    return dt == GEMMAC_DTYPE_I32;
-  case 'W':
-    return IsFloatWeight(dt) || IsQuant(dt);
-  case 'F':
-    return IsFloatWeight(dt);
-  default:
-    return dt == GEMMAC_DTYPE_F32;
-  }
 }
 
 std::string Format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -857,70 +792,16 @@ std::string CheckShapes(const gemmac_graph_desc &d, const gemmac_graph_node &n,
 
 } // namespace
 
-const char *OpName(int32_t op) {
-  static const char *const kNames[] = {
-      "embed",     "rms_norm",     "linear",   "rope",      "attention",
-      "gelu_tanh", "mul",          "add",      "softcap",   "scale",
-      "lm_head",   "add_rms_norm", "qkv_proj", "gated_mlp", "final_head"};
-  return op >= 0 && op < GEMMAC_OP_COUNT_ ? kNames[op] : "unknown op";
-}
+const char *OpName(int32_t op) { return gemmac_sdk::OpName(op); }
 
 bool Implemented(const gemmac_op_desc &d, std::string *why) {
-  Signature s;
-  if (!SignatureOf(d.op, &s)) {
-    *why = Format("op code %d is unknown, expected 0..%d", d.op,
-                  GEMMAC_OP_COUNT_ - 1);
-    return false;
-  }
-  const char *name = OpName(d.op);
-  if (d.num_inputs != uint32_t(s.num_inputs) ||
-      d.num_outputs != uint32_t(s.num_outputs) ||
-      (d.num_inputs && !d.input_dtypes) ||
-      (d.num_outputs && !d.output_dtypes)) {
-    *why =
-        Format("%s has %u inputs and %u outputs, expected %d and %d with "
-               "their dtypes",
-               name, d.num_inputs, d.num_outputs, s.num_inputs, s.num_outputs);
-    return false;
-  }
-  for (int i = 0; i < s.num_inputs; ++i)
-    if (!SlotTakes(s.in[i], d.input_dtypes[i])) {
-      *why = Format("%s input %d has dtype %d, expected %s", name, i,
-                    d.input_dtypes[i],
-                    s.in[i].kind == 'W'   ? "a weight dtype (0,1,2,5..8)"
-                    : s.in[i].kind == 'F' ? "f32, bf16 or f16 (0..2)"
-                    : s.in[i].kind == 'i' ? "i32 (3)"
-                    : s.in[i].optional    ? "f32 (0) or none (-1)"
-                                          : "f32 (0)");
-      return false;
-    }
-  for (int i = 0; i < s.num_outputs; ++i)
-    if (d.output_dtypes[i] != GEMMAC_DTYPE_F32) {
-      *why = Format("%s output %d has dtype %d, expected f32 (0)", name, i,
-                    d.output_dtypes[i]);
-      return false;
-    }
-  const gemmac_op_attrs &a = d.attrs;
-  const bool heads = d.op == GEMMAC_OP_ATTENTION || d.op == GEMMAC_OP_QKV_PROJ;
-  if ((heads || d.op == GEMMAC_OP_ROPE) &&
-      (a.head_dim <= 0 || a.head_dim % 2 != 0)) {
-    *why = Format("%s attribute head_dim is %d, expected an even number > 0",
-                  name, a.head_dim);
-    return false;
-  }
-  if (heads && (a.num_heads <= 0 || a.num_kv_heads <= 0 ||
-                a.num_heads % a.num_kv_heads != 0)) {
-    *why = Format("%s attributes num_heads %d, num_kv_heads %d, expected > 0 "
-                  "with num_kv_heads dividing num_heads",
-                  name, a.num_heads, a.num_kv_heads);
-    return false;
-  }
-  if ((d.op == GEMMAC_OP_LM_HEAD || d.op == GEMMAC_OP_FINAL_HEAD) &&
-      a.rows <= 0) {
-    *why = Format("%s attribute rows is %d, expected > 0", name, a.rows);
-    return false;
-  }
-  return true;
+  // The op set's rules (plugins/sdk/checks); the caller names the node.
+  gemmac_plugin_error err{};
+  err.struct_size = sizeof(err);
+  if (gemmac_sdk::CheckDesc(nullptr, &d, &err) == GEMMAC_PLUGIN_OK)
+    return true;
+  *why = err.message;
+  return false;
 }
 
 int32_t Lower(const gemmac_graph_desc &d, Graph *g, std::string *message) {

@@ -1,16 +1,16 @@
-// Validation of op descriptions and launch operands for the CUDA plugin: the
-// rules of docs/ops.md, taken from plugins/conformance/reference_plugin.cc
-// (CheckDesc, ShapeCheck, CheckOperands) so that this plugin refuses exactly
-// what the reference refuses, with the same messages prefixed "cuda:".
-// Host code only: no CUDA here.
-#include "checks.h"
+// The op set's rules (docs/ops.md) for a plugin's supports(), prepare() and
+// launch(): one copy, shared by the reference, CUDA/ROCm and TPU-style
+// plugins and installed with the SDK (gemmac::op_checks), so that every
+// plugin refuses the same things with the same messages, prefixed with its
+// own name.
+#include "gemmac/op_checks.h"
 
 #include <cstdarg>
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
 
-namespace gemmac_cuda {
+namespace gemmac_sdk {
 
 int Fail(gemmac_plugin_error *e, int code, const char *fmt, ...) {
   const size_t at = offsetof(gemmac_plugin_error, message);
@@ -23,6 +23,24 @@ int Fail(gemmac_plugin_error *e, int code, const char *fmt, ...) {
   va_list args;
   va_start(args, fmt);
   std::vsnprintf(e->message, cap, fmt, args);
+  va_end(args);
+  return code;
+}
+
+int FailAs(const char *plugin, gemmac_plugin_error *e, int code,
+           const char *fmt, ...) {
+  const size_t at = offsetof(gemmac_plugin_error, message);
+  if (e == nullptr || e->struct_size <= at)
+    return code;
+  size_t cap = e->struct_size - at;
+  if (cap > sizeof(e->message))
+    cap = sizeof(e->message);
+  const int n = plugin ? std::snprintf(e->message, cap, "%s: ", plugin) : 0;
+  if (n < 0 || size_t(n) >= cap)
+    return code;
+  va_list args;
+  va_start(args, fmt);
+  std::vsnprintf(e->message + n, cap - size_t(n), fmt, args);
   va_end(args);
   return code;
 }
@@ -151,66 +169,67 @@ bool SlotTakes(const Slot &s, int32_t dt) {
 // attributes the kernels divide by; a message on the first mismatch.
 } // namespace
 
-int32_t CheckDesc(const gemmac_op_desc *d, gemmac_plugin_error *err) {
+int32_t CheckDesc(const char *plugin, const gemmac_op_desc *d,
+                  gemmac_plugin_error *err) {
   if (d == nullptr ||
       d->struct_size < offsetof(gemmac_op_desc, output_dtypes) + sizeof(void *))
-    return Fail(err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
-                "cuda: op description is null or its struct_size %zu is "
-                "below the ABI 1.0 size %zu",
-                d ? d->struct_size : size_t(0),
-                offsetof(gemmac_op_desc, output_dtypes) + sizeof(void *));
+    return FailAs(plugin, err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
+                  "op description is null or its struct_size %zu is "
+                  "below the ABI 1.0 size %zu",
+                  d ? d->struct_size : size_t(0),
+                  offsetof(gemmac_op_desc, output_dtypes) + sizeof(void *));
   Signature s;
   if (!SignatureOf(d->op, &s))
-    return Fail(err, GEMMAC_PLUGIN_UNSUPPORTED,
-                "cuda: op code %d is unknown, expected 0..%d", d->op,
-                GEMMAC_OP_COUNT_ - 1);
+    return FailAs(plugin, err, GEMMAC_PLUGIN_UNSUPPORTED,
+                  "op code %d is unknown, expected 0..%d", d->op,
+                  GEMMAC_OP_COUNT_ - 1);
   const char *name = OpName(d->op);
   if (d->num_inputs != uint32_t(s.num_inputs) ||
       d->num_outputs != uint32_t(s.num_outputs) ||
       (d->num_inputs && !d->input_dtypes) ||
       (d->num_outputs && !d->output_dtypes))
-    return Fail(err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
-                "cuda: %s has %u inputs and %u outputs, expected %d and %d "
-                "with their dtypes",
-                name, d->num_inputs, d->num_outputs, s.num_inputs,
-                s.num_outputs);
+    return FailAs(plugin, err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
+                  "%s has %u inputs and %u outputs, expected %d and %d "
+                  "with their dtypes",
+                  name, d->num_inputs, d->num_outputs, s.num_inputs,
+                  s.num_outputs);
   for (int i = 0; i < s.num_inputs; ++i)
     if (!SlotTakes(s.in[i], d->input_dtypes[i]))
-      return Fail(err,
-                  d->input_dtypes[i] == GEMMAC_DTYPE_NONE
-                      ? GEMMAC_PLUGIN_INVALID_ARGUMENT
-                      : GEMMAC_PLUGIN_UNSUPPORTED,
-                  "cuda: %s input %d has dtype %d, expected %s", name, i,
-                  d->input_dtypes[i],
-                  s.in[i].kind == 'W'   ? "a weight dtype (0,1,2,5..8)"
-                  : s.in[i].kind == 'F' ? "f32, bf16 or f16 (0..2)"
-                  : s.in[i].kind == 'i' ? "i32 (3)"
-                  : s.in[i].optional    ? "f32 (0) or none (-1)"
-                                        : "f32 (0)");
+      return FailAs(plugin, err,
+                    d->input_dtypes[i] == GEMMAC_DTYPE_NONE
+                        ? GEMMAC_PLUGIN_INVALID_ARGUMENT
+                        : GEMMAC_PLUGIN_UNSUPPORTED,
+                    "%s input %d has dtype %d, expected %s", name, i,
+                    d->input_dtypes[i],
+                    s.in[i].kind == 'W'   ? "a weight dtype (0,1,2,5..8)"
+                    : s.in[i].kind == 'F' ? "f32, bf16 or f16 (0..2)"
+                    : s.in[i].kind == 'i' ? "i32 (3)"
+                    : s.in[i].optional    ? "f32 (0) or none (-1)"
+                                          : "f32 (0)");
   for (int i = 0; i < s.num_outputs; ++i)
     if (d->output_dtypes[i] != GEMMAC_DTYPE_F32)
-      return Fail(err, GEMMAC_PLUGIN_UNSUPPORTED,
-                  "cuda: %s output %d has dtype %d, expected f32 (0)", name, i,
-                  d->output_dtypes[i]);
+      return FailAs(plugin, err, GEMMAC_PLUGIN_UNSUPPORTED,
+                    "%s output %d has dtype %d, expected f32 (0)", name, i,
+                    d->output_dtypes[i]);
   const gemmac_op_attrs &a = d->attrs;
   const bool heads =
       d->op == GEMMAC_OP_ATTENTION || d->op == GEMMAC_OP_QKV_PROJ;
   if ((heads || d->op == GEMMAC_OP_ROPE) &&
       (a.head_dim <= 0 || a.head_dim % 2 != 0))
-    return Fail(err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
-                "cuda: %s attribute head_dim is %d, expected an even "
-                "number > 0",
-                name, a.head_dim);
+    return FailAs(plugin, err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
+                  "%s attribute head_dim is %d, expected an even "
+                  "number > 0",
+                  name, a.head_dim);
   if (heads && (a.num_heads <= 0 || a.num_kv_heads <= 0 ||
                 a.num_heads % a.num_kv_heads != 0))
-    return Fail(err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
-                "cuda: %s attributes num_heads %d, num_kv_heads %d, "
-                "expected > 0 with num_kv_heads dividing num_heads",
-                name, a.num_heads, a.num_kv_heads);
+    return FailAs(plugin, err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
+                  "%s attributes num_heads %d, num_kv_heads %d, "
+                  "expected > 0 with num_kv_heads dividing num_heads",
+                  name, a.num_heads, a.num_kv_heads);
   if ((d->op == GEMMAC_OP_LM_HEAD || d->op == GEMMAC_OP_FINAL_HEAD) &&
       a.rows <= 0)
-    return Fail(err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
-                "cuda: %s attribute rows is %d, expected > 0", name, a.rows);
+    return FailAs(plugin, err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
+                  "%s attribute rows is %d, expected > 0", name, a.rows);
   return GEMMAC_PLUGIN_OK;
 }
 
@@ -218,6 +237,7 @@ namespace {
 
 // Shape checks of one launch: the first mismatch becomes the message.
 struct ShapeCheck {
+  const char *plugin;
   const char *op;
   gemmac_plugin_error *err;
   int32_t code = GEMMAC_PLUGIN_OK;
@@ -237,9 +257,9 @@ struct ShapeCheck {
                     (long long)dims[i]);
     std::strcat(found, "]");
     std::strcat(want, "]");
-    code = Fail(err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
-                "cuda: %s %s has shape %s (rank %d), expected %s (-1: any)", op,
-                what, found, t.rank, want);
+    code = FailAs(plugin, err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
+                  "%s %s has shape %s (rank %d), expected %s (-1: any)", op,
+                  what, found, t.rank, want);
     return false;
   }
   bool Is1(const gemmac_tensor &t, const char *what, int64_t d0) {
@@ -260,11 +280,11 @@ struct ShapeCheck {
       return false;
     if (!IsFloatWeight(t.dtype) &&
         gemmac_weight_bytes(t.dtype, t.shape[0], t.shape[1]) < 0) {
-      code =
-          Fail(err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
-               "cuda: %s %s is [%lld,%lld] of dtype %d, expected cols "
-               "(and rows for q4g32r8) to fit the format's groups",
-               op, what, (long long)t.shape[0], (long long)t.shape[1], t.dtype);
+      code = FailAs(plugin, err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
+                    "%s %s is [%lld,%lld] of dtype %d, expected cols "
+                    "(and rows for q4g32r8) to fit the format's groups",
+                    op, what, (long long)t.shape[0], (long long)t.shape[1],
+                    t.dtype);
       return false;
     }
     return true;
@@ -276,7 +296,7 @@ struct ShapeCheck {
 // The operands of one launch against the prepared op: counts, dtypes and
 // shapes consistent with each other and the attributes (docs/ops.md), so a
 // caller's mistake is an error with a message, never a wild read.
-int32_t CheckOperands(int32_t op, const gemmac_op_attrs &a,
+int32_t CheckOperands(const char *plugin, int32_t op, const gemmac_op_attrs &a,
                       const gemmac_tensor *in, uint32_t num_in,
                       const gemmac_tensor *out, uint32_t num_out,
                       const gemmac_exec_context *ctx,
@@ -286,27 +306,28 @@ int32_t CheckOperands(int32_t op, const gemmac_op_attrs &a,
   const char *name = OpName(op);
   if (num_in != uint32_t(s.num_inputs) || num_out != uint32_t(s.num_outputs) ||
       (num_in && !in) || (num_out && !out))
-    return Fail(err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
-                "cuda: %s launched with %u inputs and %u outputs, expected "
-                "%d and %d",
-                name, num_in, num_out, s.num_inputs, s.num_outputs);
+    return FailAs(plugin, err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
+                  "%s launched with %u inputs and %u outputs, expected "
+                  "%d and %d",
+                  name, num_in, num_out, s.num_inputs, s.num_outputs);
   if (ctx == nullptr || ctx->tokens < 0 || ctx->past < 0)
-    return Fail(err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
-                "cuda: %s context is null or has tokens %lld, past %lld, "
-                "expected both >= 0",
-                name, ctx ? (long long)ctx->tokens : -1LL,
-                ctx ? (long long)ctx->past : -1LL);
+    return FailAs(plugin, err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
+                  "%s context is null or has tokens %lld, past %lld, "
+                  "expected both >= 0",
+                  name, ctx ? (long long)ctx->tokens : -1LL,
+                  ctx ? (long long)ctx->past : -1LL);
   for (uint32_t i = 0; i < num_in + num_out; ++i) {
     const gemmac_tensor &t = i < num_in ? in[i] : out[i - num_in];
     if (t.rank < 0 || t.rank > GEMMAC_MAX_RANK ||
         (t.data == nullptr && t.dtype != GEMMAC_DTYPE_NONE))
-      return Fail(err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
-                  "cuda: %s %s %u has rank %d and data %p, expected rank "
-                  "0..%d and data",
-                  name, i < num_in ? "input" : "output",
-                  i < num_in ? i : i - num_in, t.rank, t.data, GEMMAC_MAX_RANK);
+      return FailAs(plugin, err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
+                    "%s %s %u has rank %d and data %p, expected rank "
+                    "0..%d and data",
+                    name, i < num_in ? "input" : "output",
+                    i < num_in ? i : i - num_in, t.rank, t.data,
+                    GEMMAC_MAX_RANK);
   }
-  ShapeCheck c{name, err};
+  ShapeCheck c{plugin, name, err};
   const int64_t T = in[0].rank > 0 ? in[0].shape[0] : 0;
   const int64_t K = in[0].rank > 1 ? in[0].shape[1] : 0;
   const int64_t D = a.head_dim;
@@ -322,10 +343,10 @@ int32_t CheckOperands(int32_t op, const gemmac_op_attrs &a,
         !c.Same(out[0], "output", in[0]))
       return c.code;
     if (in[1].shape[0] <= 0 || K % in[1].shape[0] != 0)
-      return Fail(err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
-                  "cuda: rms_norm input w has %lld elements, expected a "
-                  "divisor of the row size %lld of x",
-                  (long long)in[1].shape[0], (long long)K);
+      return FailAs(plugin, err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
+                    "rms_norm input w has %lld elements, expected a "
+                    "divisor of the row size %lld of x",
+                    (long long)in[1].shape[0], (long long)K);
     break;
   case GEMMAC_OP_LINEAR:
   case GEMMAC_OP_LM_HEAD: {
@@ -335,20 +356,20 @@ int32_t CheckOperands(int32_t op, const gemmac_op_attrs &a,
         !c.Is2(out[0], "output", T, head ? a.rows : in[1].shape[0]))
       return c.code;
     if (head && a.rows > in[1].shape[0])
-      return Fail(err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
-                  "cuda: lm_head attribute rows is %d, expected at most "
-                  "the %lld rows of the table",
-                  a.rows, (long long)in[1].shape[0]);
+      return FailAs(plugin, err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
+                    "lm_head attribute rows is %d, expected at most "
+                    "the %lld rows of the table",
+                    a.rows, (long long)in[1].shape[0]);
     break;
   }
   case GEMMAC_OP_ROPE:
     if (!c.Is2(in[0], "input x", -1, -1) || !c.Same(out[0], "output", in[0]))
       return c.code;
     if (K % D != 0)
-      return Fail(err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
-                  "cuda: rope input x has row size %lld, expected a "
-                  "multiple of head_dim %lld",
-                  (long long)K, (long long)D);
+      return FailAs(plugin, err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
+                    "rope input x has row size %lld, expected a "
+                    "multiple of head_dim %lld",
+                    (long long)K, (long long)D);
     break;
   case GEMMAC_OP_ATTENTION:
     if (!c.Is2(in[0], "input q", -1, int64_t(a.num_heads) * D) ||
@@ -403,10 +424,10 @@ int32_t CheckOperands(int32_t op, const gemmac_op_attrs &a,
         !c.Weight(in[2], "input table", -1, K))
       return c.code;
     if (a.rows > in[2].shape[0])
-      return Fail(err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
-                  "cuda: final_head attribute rows is %d, expected at most "
-                  "the %lld rows of the table",
-                  a.rows, (long long)in[2].shape[0]);
+      return FailAs(plugin, err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
+                    "final_head attribute rows is %d, expected at most "
+                    "the %lld rows of the table",
+                    a.rows, (long long)in[2].shape[0]);
     if (!(out[0].rank == 2 && out[0].shape[0] == 1) &&
         !c.Is2(out[0], "output", T, a.rows))
       return c.code;
@@ -420,16 +441,16 @@ int32_t CheckOperands(int32_t op, const gemmac_op_attrs &a,
   if (op != GEMMAC_OP_EMBED && op != GEMMAC_OP_GELU_TANH &&
       op != GEMMAC_OP_MUL && op != GEMMAC_OP_ADD && op != GEMMAC_OP_SOFTCAP &&
       op != GEMMAC_OP_SCALE && T != ctx->tokens)
-    return Fail(err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
-                "cuda: %s input 0 has %lld rows, expected context.tokens "
-                "= %lld",
-                name, (long long)T, (long long)ctx->tokens);
+    return FailAs(plugin, err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
+                  "%s input 0 has %lld rows, expected context.tokens "
+                  "= %lld",
+                  name, (long long)T, (long long)ctx->tokens);
   if (op == GEMMAC_OP_EMBED && T != ctx->tokens)
-    return Fail(err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
-                "cuda: embed input tokens has %lld ids, expected "
-                "context.tokens = %lld",
-                (long long)T, (long long)ctx->tokens);
+    return FailAs(plugin, err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
+                  "embed input tokens has %lld ids, expected "
+                  "context.tokens = %lld",
+                  (long long)T, (long long)ctx->tokens);
   return GEMMAC_PLUGIN_OK;
 }
 
-} // namespace gemmac_cuda
+} // namespace gemmac_sdk

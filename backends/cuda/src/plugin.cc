@@ -1,7 +1,8 @@
-// The CUDA backend plugin ("cuda", plugin ABI 1.3): the ABI table, device and
-// memory management, and each op's launch composed from kernels.h. The same
-// file is the ROCm plugin ("rocm") when built as HIP (backends/rocm): names and
-// messages come from gpu_compat.h (GEMMAC_GPU_PLUGIN, GEMMAC_GPU_API).
+// The CUDA backend plugin ("cuda", plugin ABI 1.4 kernel mode): the ABI table,
+// device and memory management, and each op's launch composed from kernels.h.
+// The same file is the ROCm plugin ("rocm") when built as HIP (backends/rocm):
+// names and messages come from gpu_compat.h (GEMMAC_GPU_PLUGIN,
+// GEMMAC_GPU_API).
 //
 // Memory (ABI 1.x): alloc() returns managed memory, so the runtime's CPU
 // fallback can read the arena and KV caches in place. Weights arrive as host

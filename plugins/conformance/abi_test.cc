@@ -141,6 +141,47 @@ TEST(Abi, DescribeReturnsAString) {
   EXPECT_LT(std::strlen(d), 4096u);
 }
 
+TEST(Abi, DeviceInfoIsConsistentAndFitsTheCallersStruct) {
+  if (Api().struct_size <
+          offsetof(gemmac_plugin_api, device_info) + sizeof(void *) ||
+      Api().device_info == nullptr)
+    GTEST_SKIP() << "plugin has no device_info() (optional, ABI 1.5)";
+  Backend b(UnderTest());
+  ASSERT_TRUE(b.ok()) << b.error();
+  gemmac_device_info info;
+  std::memset(&info, 0xAB, sizeof(info));
+  info.struct_size = sizeof(info);
+  gemmac_plugin_error err{};
+  err.struct_size = sizeof(err);
+  ASSERT_EQ(Api().device_info(b.get(), &info, &err), GEMMAC_PLUGIN_OK)
+      << Path() << ": " << err.message;
+  EXPECT_LE(info.struct_size, sizeof(info));
+  EXPECT_TRUE(info.kind == GEMMAC_DEVICE_CPU ||
+              info.kind == GEMMAC_DEVICE_GPU ||
+              info.kind == GEMMAC_DEVICE_ACCELERATOR)
+      << "kind " << info.kind;
+  EXPECT_NE(std::memchr(info.name, '\0', sizeof(info.name)), nullptr)
+      << "name is not NUL-terminated";
+  EXPECT_LE(info.memory_available_bytes, info.memory_bytes)
+      << "more memory available than there is";
+  // ABI 1.x: alloc() memory must be host-addressable (plugin.h).
+  EXPECT_NE(info.flags & GEMMAC_DEVICE_HOST_ADDRESSABLE, 0u);
+  EXPECT_EQ((info.flags & GEMMAC_DEVICE_GRAPH_MODE) != 0,
+            Api().compile_graph != nullptr)
+      << "the graph-mode flag and compile_graph disagree";
+
+  // An older caller's struct (up to `flags`) gets no byte past it.
+  unsigned char raw[sizeof(gemmac_device_info)];
+  std::memset(raw, 0xCD, sizeof(raw));
+  const size_t old_size = offsetof(gemmac_device_info, memory_bytes);
+  auto *small = reinterpret_cast<gemmac_device_info *>(raw);
+  small->struct_size = old_size;
+  ASSERT_EQ(Api().device_info(b.get(), small, &err), GEMMAC_PLUGIN_OK);
+  for (size_t i = old_size; i < sizeof(raw); ++i)
+    ASSERT_EQ(raw[i], 0xCD) << "device_info wrote byte " << i
+                            << " past the caller's struct_size " << old_size;
+}
+
 gemmac_op_desc Desc(int32_t op, const std::vector<int32_t> &in,
                     const std::vector<int32_t> &out) {
   gemmac_op_desc d{};

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "gemmac/host_memory.h"
 #include "gemmac/op_checks.h"
 #include "gemmac/plugin.h"
 
@@ -458,6 +459,27 @@ int32_t Launch(gemmac_backend *b, gemmac_kernel *kp, const gemmac_tensor *in,
   return GEMMAC_PLUGIN_OK;
 }
 
+// ABI 1.5: the host, whose memory alloc() draws from.
+int32_t DeviceInfo(gemmac_backend *, gemmac_device_info *info,
+                   gemmac_plugin_error *err) {
+  if (info == nullptr || info->struct_size < sizeof(info->struct_size))
+    return Fail(err, "device_info: info is null or its struct_size is 0");
+  gemmac_device_info d;
+  std::memset(&d, 0, sizeof(d));
+  d.kind = GEMMAC_DEVICE_CPU;
+  d.flags = GEMMAC_DEVICE_HOST_ADDRESSABLE;
+#ifdef GEMMAC_TESTREF_GRAPH
+  d.flags |= GEMMAC_DEVICE_GRAPH_MODE;
+#endif
+  gemmac_sdk::HostMemory(&d.memory_bytes, &d.memory_available_bytes);
+  std::snprintf(d.name, sizeof(d.name), "host (reference kernels)");
+  const size_t n =
+      info->struct_size < sizeof(d) ? info->struct_size : sizeof(d);
+  d.struct_size = n;
+  std::memcpy(info, &d, n);
+  return GEMMAC_PLUGIN_OK;
+}
+
 #ifdef GEMMAC_TESTREF_GRAPH
 // Graph mode (ABI 1.4), the plainest way: a compiled function is its nodes'
 // kernels, prepared once and launched in order on the operands the runtime
@@ -563,6 +585,7 @@ extern "C" GEMMAC_PLUGIN_EXPORT int32_t GEMMAC_TESTREF_ENTRY(
   table.launch = Launch;
   table.alloc = Alloc;
   table.free = Free;
+  table.device_info = DeviceInfo;
 #ifdef GEMMAC_TESTREF_GRAPH
   table.name = "testref-graph";
   table.compile_graph = CompileGraph;

@@ -55,6 +55,23 @@ public:
     return d ? d : "";
   }
 
+  // The plugin's device_info() (ABI 1.5): false when it has none or it
+  // fails.
+  bool DeviceInfo(gemmac_device_info *info) const {
+    const gemmac_plugin_api &a = api();
+    const bool has = a.abi_minor >= 5 &&
+                     a.struct_size >= offsetof(gemmac_plugin_api, device_info) +
+                                          sizeof(a.device_info) &&
+                     a.device_info != nullptr;
+    if (!has)
+      return false;
+    *info = gemmac_device_info{};
+    info->struct_size = sizeof(*info);
+    gemmac_plugin_error err{};
+    err.struct_size = sizeof(err);
+    return a.device_info(handle_, info, &err) == GEMMAC_PLUGIN_OK;
+  }
+
   // nullptr when the device is out of memory.
   void *Alloc(size_t bytes) { return api().alloc(handle_, bytes, 64); }
   void Free(void *p) {

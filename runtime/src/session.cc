@@ -84,6 +84,22 @@ Status Session::Create(std::shared_ptr<const Module> module,
   const schema::Function *decode = module->FindFunction("decode");
   s->arena_bytes_ = std::max<uint64_t>(
       {prefill->arena_bytes(), decode->arena_bytes(), uint64_t(64)});
+  // What the session will allocate, checked against what the device says it
+  // can still give, before anything is allocated.
+  const uint64_t kv_bytes = KvCache::BytesNeeded(prog, ctx);
+  gemmac_device_info dev;
+  if (s->backend_->DeviceInfo(&dev) && dev.memory_available_bytes > 0 &&
+      s->arena_bytes_ + kv_bytes > dev.memory_available_bytes)
+    return Status(
+        StatusCode::kResourceExhausted,
+        file + ": a session needs " +
+            std::to_string(s->arena_bytes_ + kv_bytes) + " bytes (arena " +
+            std::to_string(s->arena_bytes_) + " + KV cache " +
+            std::to_string(kv_bytes) + " for context length " +
+            std::to_string(ctx) + "), but backend '" + s->backend_->name() +
+            "' (" + std::string(dev.name, strnlen(dev.name, sizeof(dev.name))) +
+            ") has " + std::to_string(dev.memory_available_bytes) +
+            " bytes available; use a shorter context");
   s->arena_ = s->backend_->Alloc(s->arena_bytes_);
   if (s->arena_ == nullptr)
     return Status(StatusCode::kResourceExhausted,

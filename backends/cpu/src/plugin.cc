@@ -24,6 +24,7 @@
 
 #include "cpu_features.h"
 #include "gemmac/cpu_plugin.h"
+#include "gemmac/host_memory.h"
 #include "kernels.h"
 #include "loops.h"
 #include "numeric.h"
@@ -655,6 +656,25 @@ const char *DescribeBackend(gemmac_backend *backend) {
   return backend ? backend->description.c_str() : "";
 }
 
+// ABI 1.5: the host, whose memory alloc() draws from.
+int32_t DeviceInfo(gemmac_backend *backend, gemmac_device_info *info,
+                   gemmac_plugin_error *error) {
+  if (backend == nullptr || info == nullptr ||
+      info->struct_size < sizeof(info->struct_size))
+    return Errors(error).Fail(GEMMAC_PLUGIN_INVALID_ARGUMENT,
+                              "cpu: device_info: backend or info is null, or "
+                              "info's struct_size is 0");
+  gemmac_device_info d{};
+  d.kind = GEMMAC_DEVICE_CPU;
+  d.flags = GEMMAC_DEVICE_HOST_ADDRESSABLE;
+  gemmac_sdk::HostMemory(&d.memory_bytes, &d.memory_available_bytes);
+  std::snprintf(d.name, sizeof(d.name), "%s", backend->description.c_str());
+  const size_t n = std::min(info->struct_size, sizeof(d));
+  d.struct_size = n;
+  std::memcpy(info, &d, n);
+  return GEMMAC_PLUGIN_OK;
+}
+
 int32_t Supports(gemmac_backend *backend, const gemmac_op_desc *desc) {
   Errors none(nullptr);
   Desc d;
@@ -1165,6 +1185,7 @@ extern "C" int32_t gemmac_cpu_plugin_entry(uint32_t abi_major,
   table.alloc = Alloc;
   table.free = Free;
   table.describe = DescribeBackend;
+  table.device_info = DeviceInfo;
   const size_t n = std::min(api_size, sizeof(table));
   table.struct_size = n;
   std::memcpy(api, &table, n);

@@ -61,6 +61,7 @@ using gpuStream_t = GPU_PREFIX(Stream_t);
 #define gpuMallocManaged GPU_PREFIX(MallocManaged)
 #define gpuMemAttachGlobal GPU_PREFIX(MemAttachGlobal)
 #define gpuFree GPU_PREFIX(Free)
+#define gpuMemGetInfo GPU_PREFIX(MemGetInfo)
 #define gpuMemcpy GPU_PREFIX(Memcpy)
 #define gpuMemcpyAsync GPU_PREFIX(MemcpyAsync)
 #define gpuMemcpyDefault GPU_PREFIX(MemcpyDefault)

@@ -13,6 +13,7 @@
 // operand not device-accessible is staged through a temporary device buffer.
 // Every launch ends with a stream synchronize: the runtime reads outputs on
 // the host right after.
+#include <algorithm>
 #include <cinttypes>
 #include <cstddef>
 #include <cstdio>
@@ -376,6 +377,35 @@ const char *Describe(gemmac_backend *bp) {
   return b ? b->description.c_str() : GEMMAC_GPU_PLUGIN;
 }
 
+// ABI 1.5: the GPU and its free memory now (alloc() is managed memory,
+// which the host can address).
+int32_t DeviceInfo(gemmac_backend *bp, gemmac_device_info *info,
+                   gemmac_plugin_error *err) {
+  auto *b = reinterpret_cast<Backend *>(bp);
+  if (b == nullptr || info == nullptr ||
+      info->struct_size < sizeof(info->struct_size))
+    return FailAs(GEMMAC_GPU_PLUGIN, err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
+                  "device_info: backend or info is null, or info's "
+                  "struct_size is 0");
+  gemmac_device_info d{};
+  d.kind = GEMMAC_DEVICE_GPU;
+  d.flags = GEMMAC_DEVICE_HOST_ADDRESSABLE;
+  size_t free_bytes = 0, total_bytes = 0;
+  (void)gpuSetDevice(b->device);
+  const gpuError_t e = gpuMemGetInfo(&free_bytes, &total_bytes);
+  if (e != gpuSuccess)
+    return FailAs(GEMMAC_GPU_PLUGIN, err, GEMMAC_PLUGIN_INTERNAL,
+                  "device_info: " GEMMAC_GPU_API "MemGetInfo: %s",
+                  gpuGetErrorString(e));
+  d.memory_bytes = total_bytes;
+  d.memory_available_bytes = free_bytes;
+  std::snprintf(d.name, sizeof(d.name), "%s", b->description.c_str());
+  const size_t n = std::min(info->struct_size, sizeof(d));
+  d.struct_size = n;
+  std::memcpy(info, &d, n);
+  return GEMMAC_PLUGIN_OK;
+}
+
 // ---- launch ----------------------------------------------------------------
 
 #define GEMMAC_TRY(expr)                                                       \
@@ -677,6 +707,7 @@ extern "C" GEMMAC_PLUGIN_EXPORT int32_t gemmac_plugin_entry(
   table.alloc = Alloc;
   table.free = Free;
   table.describe = Describe;
+  table.device_info = DeviceInfo;
   // An older caller's smaller table gets what fits, and no byte past it.
   const size_t n = api_size < sizeof(table) ? api_size : sizeof(table);
   table.struct_size = n;

@@ -4,6 +4,7 @@
 // launch lowers and runs a one-node graph over the given tensors). Memory is
 // host memory (ABI 1.x: the CPU plugin runs what this one declines in the
 // same arena).
+#include <algorithm>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "device.h"
+#include "gemmac/host_memory.h"
 
 namespace gemmac::tpu {
 namespace {
@@ -249,6 +251,25 @@ const char *Describe(gemmac_backend *b) {
   return b ? B(b)->description.c_str() : kDevice;
 }
 
+// ABI 1.5: an accelerator whose device memory is emulated in host memory.
+int32_t DeviceInfo(gemmac_backend *b, gemmac_device_info *info,
+                   gemmac_plugin_error *err) {
+  if (b == nullptr || info == nullptr ||
+      info->struct_size < sizeof(info->struct_size))
+    return Fail(err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
+                "tpu: device_info: backend or info is null, or info's "
+                "struct_size is 0");
+  gemmac_device_info d{};
+  d.kind = GEMMAC_DEVICE_ACCELERATOR;
+  d.flags = GEMMAC_DEVICE_HOST_ADDRESSABLE | GEMMAC_DEVICE_GRAPH_MODE;
+  gemmac_sdk::HostMemory(&d.memory_bytes, &d.memory_available_bytes);
+  std::snprintf(d.name, sizeof(d.name), "%s", kDevice);
+  const size_t n = std::min(info->struct_size, sizeof(d));
+  d.struct_size = n;
+  std::memcpy(info, &d, n);
+  return GEMMAC_PLUGIN_OK;
+}
+
 int32_t CompileGraph(gemmac_backend *bp, const gemmac_graph_desc *d,
                      gemmac_graph **out, gemmac_plugin_error *err) {
   if (bp == nullptr || d == nullptr || out == nullptr ||
@@ -322,6 +343,7 @@ extern "C" GEMMAC_PLUGIN_EXPORT int32_t gemmac_plugin_entry(
   table.alloc = Alloc;
   table.free = Free;
   table.describe = Describe;
+  table.device_info = DeviceInfo;
   table.compile_graph = CompileGraph;
   table.execute_graph = ExecuteGraph;
   table.release_graph = ReleaseGraph;

@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 #define GEMMAC_PLUGIN_ABI_MAJOR 1
-#define GEMMAC_PLUGIN_ABI_MINOR 4
+#define GEMMAC_PLUGIN_ABI_MINOR 5
 
 #if defined(_WIN32)
 #define GEMMAC_PLUGIN_EXPORT __declspec(dllexport)
@@ -218,6 +218,30 @@ typedef struct gemmac_backend_options {
   int32_t num_threads; /* 0 = the plugin decides */
 } gemmac_backend_options;
 
+/* ABI 1.5: what a backend instance runs on (device_info). */
+typedef enum gemmac_device_kind {
+  GEMMAC_DEVICE_CPU = 0,
+  GEMMAC_DEVICE_GPU = 1,
+  GEMMAC_DEVICE_ACCELERATOR = 2, /* e.g. a TPU-style matrix-unit device */
+} gemmac_device_kind;
+
+/* Capability flags of gemmac_device_info. */
+#define GEMMAC_DEVICE_HOST_ADDRESSABLE 0x1u /* alloc() memory: host can read */
+#define GEMMAC_DEVICE_GRAPH_MODE 0x2u       /* compile_graph is available */
+
+typedef struct gemmac_device_info {
+  size_t struct_size;
+  int32_t kind;  /* gemmac_device_kind */
+  uint32_t flags;
+  /* The memory alloc() draws from, in bytes: all of it, and what a new
+   * allocation can still get now (0 when unknown). The runtime computes what
+   * a session needs (arena + KV caches) before it allocates, and refuses a
+   * session that would not fit with a message instead of failing later. */
+  uint64_t memory_bytes;
+  uint64_t memory_available_bytes;
+  char name[128]; /* e.g. "AMD EPYC", "NVIDIA H200" */
+} gemmac_device_info;
+
 typedef struct gemmac_backend gemmac_backend; /* one instance on one device */
 typedef struct gemmac_kernel gemmac_kernel;   /* a prepared instruction */
 typedef struct gemmac_graph gemmac_graph;     /* a compiled function (1.4) */
@@ -307,6 +331,11 @@ typedef struct gemmac_plugin_api {
                            const gemmac_exec_context* context,
                            gemmac_plugin_error* error);
   void (*release_graph)(gemmac_backend* backend, gemmac_graph* graph);
+
+  /* ABI 1.5 (may be NULL): fills the caller's info (at most its struct_size
+   * bytes) about the device this instance runs on. */
+  int32_t (*device_info)(gemmac_backend* backend, gemmac_device_info* info,
+                         gemmac_plugin_error* error);
 } gemmac_plugin_api;
 
 /* The one exported symbol of a plugin shared library. The runtime passes the

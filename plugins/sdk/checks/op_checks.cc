@@ -1,6 +1,6 @@
 // The op set's rules (docs/ops.md) for a plugin's supports(), prepare() and
 // launch(): one copy, shared by the reference, CUDA/ROCm and TPU-style
-// plugins and installed with the SDK (gemmac::op_checks), so that every
+// plugins and installed with the SDK (gemmac::plugin_sdk), so that every
 // plugin refuses the same things with the same messages, prefixed with its
 // own name.
 #include "gemmac/op_checks.h"

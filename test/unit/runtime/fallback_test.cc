@@ -90,6 +90,46 @@ TEST_F(FallbackTest, RefusedOpWithoutACpuPluginIsAClearError) {
   gemmac_runtime_release(rt);
 }
 
+// Memory is checked before anything is allocated: a session the device says
+// it cannot hold is refused with the numbers, not an out-of-memory failure.
+TEST_F(FallbackTest, SessionThatDoesNotFitIsRefusedBeforeAllocating) {
+  gemmac_runtime *rt = Runtime({GEMMAC_PARTIAL_SO});
+  ASSERT_NE(rt, nullptr);
+  void *lib = dlopen(GEMMAC_PARTIAL_SO, RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_NE(lib, nullptr) << dlerror();
+  auto available = reinterpret_cast<void (*)(uint64_t)>(
+      dlsym(lib, "gemmac_partial_memory_available"));
+  ASSERT_NE(available, nullptr);
+  available(4096);
+  gemmac_module *m = nullptr;
+  gemmac_session *s = nullptr;
+  gemmac_status *st = Open(rt, &m, &s);
+  ASSERT_NE(st, nullptr);
+  EXPECT_EQ(gemmac_status_code_of(st), GEMMAC_STATUS_RESOURCE_EXHAUSTED);
+  const std::string msg = gemmac_status_message(st);
+  EXPECT_NE(msg.find(path_ + ": a session needs "), std::string::npos) << msg;
+  EXPECT_NE(msg.find("for context length 64), but backend 'partial' (host "
+                     "(reference kernels)) has 4096 bytes available"),
+            std::string::npos)
+      << msg;
+  gemmac_status_free(st);
+  EXPECT_EQ(s, nullptr);
+  // With the host's real figure the session gets past the check (and then
+  // stops at the attention this plugin refuses, with no CPU plugin here).
+  available(0);
+  gemmac_module_release(m);
+  m = nullptr;
+  st = Open(rt, &m, &s);
+  ASSERT_NE(st, nullptr);
+  EXPECT_NE(std::string(gemmac_status_message(st)).find("does not support"),
+            std::string::npos)
+      << gemmac_status_message(st);
+  gemmac_status_free(st);
+  gemmac_module_release(m);
+  gemmac_runtime_release(rt);
+  dlclose(lib);
+}
+
 #ifdef GEMMAC_CPU_SO
 TEST_F(FallbackTest, RefusedOpsRunOnTheCpuPluginAndAreReported) {
   const TinyConfig cfg;

@@ -7,6 +7,8 @@
 // beside the other test plugins.
 #include <algorithm>
 #include <atomic>
+#include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 
@@ -22,6 +24,8 @@ namespace {
 gemmac_plugin_api g_ref;
 // Launches left before one fails; negative: never.
 std::atomic<long> g_fail_after{-1};
+// Memory device_info() reports available; 0: the reference's answer.
+std::atomic<uint64_t> g_available{0};
 
 bool Refused(const gemmac_op_desc *desc) {
   return desc == nullptr || desc->op == GEMMAC_OP_ATTENTION;
@@ -57,7 +61,24 @@ int32_t Launch(gemmac_backend *b, gemmac_kernel *k, const gemmac_tensor *in,
   return g_ref.launch(b, k, in, num_in, out, num_out, ctx, error);
 }
 
+int32_t DeviceInfo(gemmac_backend *b, gemmac_device_info *info,
+                   gemmac_plugin_error *error) {
+  const int32_t rc = g_ref.device_info(b, info, error);
+  if (rc == GEMMAC_PLUGIN_OK && g_available.load() != 0 &&
+      info->struct_size >=
+          offsetof(gemmac_device_info, memory_available_bytes) +
+              sizeof(info->memory_available_bytes))
+    info->memory_available_bytes = g_available.load();
+  return rc;
+}
+
 } // namespace
+
+// Test control: device_info() reports `bytes` available (0: the host's).
+extern "C" GEMMAC_PLUGIN_EXPORT void
+gemmac_partial_memory_available(uint64_t bytes) {
+  g_available.store(bytes);
+}
 
 // Test control, found with dlsym: the launch after `n` more succeed fails,
 // and every one after it; n < 0 clears it.
@@ -75,6 +96,7 @@ extern "C" GEMMAC_PLUGIN_EXPORT int32_t gemmac_plugin_entry(
   table.supports = Supports;
   table.prepare = Prepare;
   table.launch = Launch;
+  table.device_info = DeviceInfo;
   // A kernel plugin: the reference's graph mode (if built in) would run the
   // attention it refuses.
   table.compile_graph = nullptr;

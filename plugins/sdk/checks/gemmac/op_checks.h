@@ -1,5 +1,5 @@
 // The op set's rules (docs/ops.md) for a plugin's supports(), prepare() and
-// launch(), from the plugin SDK (gemmac::op_checks): the op descriptions and
+// launch(), from the plugin SDK (gemmac::plugin_sdk): the op descriptions and
 // launch operands the reference plugin accepts, and messages that name the
 // plugin, the op, the operand, what was found and what was expected. C++17,
 // host code only; depends on plugin.h alone.

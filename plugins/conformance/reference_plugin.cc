@@ -473,10 +473,7 @@ int32_t DeviceInfo(gemmac_backend *, gemmac_device_info *info,
 #endif
   gemmac_sdk::HostMemory(&d.memory_bytes, &d.memory_available_bytes);
   std::snprintf(d.name, sizeof(d.name), "host (reference kernels)");
-  const size_t n =
-      info->struct_size < sizeof(d) ? info->struct_size : sizeof(d);
-  d.struct_size = n;
-  std::memcpy(info, &d, n);
+  gemmac_sdk::CopyWhatFits(d, info, info->struct_size);
   return GEMMAC_PLUGIN_OK;
 }
 
@@ -593,8 +590,6 @@ extern "C" GEMMAC_PLUGIN_EXPORT int32_t GEMMAC_TESTREF_ENTRY(
   table.release_graph = ReleaseGraph;
 #endif
   // An older caller's smaller table gets what fits, and no byte past it.
-  const size_t n = api_size < sizeof(table) ? api_size : sizeof(table);
-  table.struct_size = n;
-  std::memcpy(api, &table, n);
+  gemmac_sdk::CopyWhatFits(table, api, api_size);
   return GEMMAC_PLUGIN_OK;
 }

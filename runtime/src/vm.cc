@@ -171,7 +171,8 @@ Status FunctionProgram::CompileGraph(Backend *backend, const Module &module) {
       api.release_graph != nullptr;
   if (!has)
     return Status::Ok();
-  nodes_.clear();
+  // Nodes and buckets are read during compile_graph only.
+  std::vector<gemmac_graph_node> nodes;
   for (const Step &s : steps_) {
     gemmac_graph_node n{};
     n.struct_size = sizeof(n);
@@ -180,23 +181,23 @@ Status FunctionProgram::CompileGraph(Backend *backend, const Module &module) {
     n.num_inputs = s.num_in;
     n.first_output = s.first_out;
     n.num_outputs = s.num_out;
-    nodes_.push_back(n);
+    nodes.push_back(n);
   }
   // Token-count buckets: 1, 2, 4, ... and max_tokens itself.
-  buckets_.clear();
+  std::vector<int64_t> buckets;
   for (int64_t b = 1; b < max_tokens_; b *= 2)
-    buckets_.push_back(b);
-  buckets_.push_back(max_tokens_);
+    buckets.push_back(b);
+  buckets.push_back(max_tokens_);
   gemmac_graph_desc d{};
   d.struct_size = sizeof(d);
   d.name = name_.c_str();
-  d.num_nodes = static_cast<uint32_t>(nodes_.size());
-  d.nodes = nodes_.data();
+  d.num_nodes = static_cast<uint32_t>(nodes.size());
+  d.nodes = nodes.data();
   d.num_operands = static_cast<uint32_t>(operands_.size());
   d.operands = operands_.data();
   d.max_tokens = max_tokens_;
-  d.num_buckets = static_cast<uint32_t>(buckets_.size());
-  d.buckets = buckets_.data();
+  d.num_buckets = static_cast<uint32_t>(buckets.size());
+  d.buckets = buckets.data();
   gemmac_plugin_error err{};
   err.struct_size = sizeof(err);
   gemmac_graph *g = nullptr;

@@ -87,12 +87,10 @@ private:
 
   std::string name_;
   std::map<std::string, int> fallback_ops_;
-  // Graph mode: the nodes and buckets handed to compile_graph (kept, like
-  // operands_, for the graph's lifetime).
+  // Graph mode: the compiled function and its backend (operands_ stays put
+  // for the graph's lifetime, as plugin.h promises).
   gemmac_graph *graph_ = nullptr;
   Backend *graph_backend_ = nullptr;
-  std::vector<gemmac_graph_node> nodes_;
-  std::vector<int64_t> buckets_;
   std::string graph_declined_;
   std::vector<Step> steps_;
   std::vector<gemmac_tensor> operands_;

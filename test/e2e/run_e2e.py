@@ -96,7 +96,7 @@ class Failure(Exception):
     pass
 
 
-def run(cmd, what, timeout=300):
+def run(cmd, what, timeout=300, stderr_too=False):
     try:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               timeout=timeout)
@@ -109,7 +109,8 @@ def run(cmd, what, timeout=300):
                       (what, proc.returncode, " ".join(cmd),
                        proc.stdout.decode("utf-8", "replace")[-3000:],
                        proc.stderr.decode("utf-8", "replace")[-3000:]))
-    return proc.stdout.decode("utf-8", "replace")
+    out = proc.stdout.decode("utf-8", "replace")
+    return (out, proc.stderr.decode("utf-8", "replace")) if stderr_too else out
 
 
 def make_checkpoint(out, opts):
@@ -217,9 +218,11 @@ def run_case(name, bin_dir, work, plugin=None, rel_tol=None, expect=None):
     compile_tool = os.path.join(bin_dir, "gemma-compile")
     run_tool = os.path.join(bin_dir, "gemma-run")
     run([compile_tool, ckpt, "-o", module] + case["compile"], "gemma-compile")
-    out = run([run_tool, module, "-p", PROMPT, "--raw", "-n", str(GREEDY_STEPS), "--temp",
-               "0", "--json", "--dump-logits", dump, "--threads", "2"] +
-              (["--plugin", plugin] if plugin else []), "gemma-run")
+    # With a plugin, --stats also says what ran where (graph mode, fallbacks).
+    out, err = run([run_tool, module, "-p", PROMPT, "--raw", "-n", str(GREEDY_STEPS),
+                    "--temp", "0", "--json", "--dump-logits", dump, "--threads", "2"] +
+                   (["--plugin", plugin, "--stats"] if plugin else []), "gemma-run",
+                   stderr_too=True)
     try:
         result = json.loads(out)
         prompt_ids = [int(t) for t in result["prompt_ids"]]
@@ -255,12 +258,7 @@ def run_case(name, bin_dir, work, plugin=None, rel_tol=None, expect=None):
             raise Failure("greedy tokens differ from the reference within the %d pinned "
                           "steps:\nengine:    %s\nreference: %s" % (n, generated[:n], gen[:n]))
         print("greedy: the %d pinned steps agree (of %d generated)" % (n, len(generated)))
-        # What ran where: the backend line of --stats (graph mode, fallbacks).
-        proc = subprocess.run([run_tool, module, "-p", PROMPT, "--raw", "-n", "2",
-                               "--stats", "--plugin", plugin], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, timeout=300)
-        line = next((l for l in proc.stderr.decode("utf-8", "replace").splitlines()
-                     if l.startswith("backend:")), "")
+        line = next((l for l in err.splitlines() if l.startswith("backend:")), "")
         print(line)
         if expect and expect not in line:
             raise Failure("gemma-run --stats: expected '%s' in the backend line, got "

@@ -25,6 +25,7 @@
 #include "cpu_features.h"
 #include "gemmac/cpu_plugin.h"
 #include "gemmac/host_memory.h"
+#include "gemmac/op_checks.h"
 #include "kernels.h"
 #include "loops.h"
 #include "numeric.h"
@@ -669,9 +670,7 @@ int32_t DeviceInfo(gemmac_backend *backend, gemmac_device_info *info,
   d.flags = GEMMAC_DEVICE_HOST_ADDRESSABLE;
   gemmac_sdk::HostMemory(&d.memory_bytes, &d.memory_available_bytes);
   std::snprintf(d.name, sizeof(d.name), "%s", backend->description.c_str());
-  const size_t n = std::min(info->struct_size, sizeof(d));
-  d.struct_size = n;
-  std::memcpy(info, &d, n);
+  gemmac_sdk::CopyWhatFits(d, info, info->struct_size);
   return GEMMAC_PLUGIN_OK;
 }
 
@@ -1186,8 +1185,7 @@ extern "C" int32_t gemmac_cpu_plugin_entry(uint32_t abi_major,
   table.free = Free;
   table.describe = DescribeBackend;
   table.device_info = DeviceInfo;
-  const size_t n = std::min(api_size, sizeof(table));
-  table.struct_size = n;
-  std::memcpy(api, &table, n);
+  // An older caller's smaller table gets what fits, and no byte past it.
+  gemmac_sdk::CopyWhatFits(table, api, api_size);
   return GEMMAC_PLUGIN_OK;
 }

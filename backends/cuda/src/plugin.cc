@@ -400,9 +400,7 @@ int32_t DeviceInfo(gemmac_backend *bp, gemmac_device_info *info,
   d.memory_bytes = total_bytes;
   d.memory_available_bytes = free_bytes;
   std::snprintf(d.name, sizeof(d.name), "%s", b->description.c_str());
-  const size_t n = std::min(info->struct_size, sizeof(d));
-  d.struct_size = n;
-  std::memcpy(info, &d, n);
+  gemmac_sdk::CopyWhatFits(d, info, info->struct_size);
   return GEMMAC_PLUGIN_OK;
 }
 
@@ -709,8 +707,6 @@ extern "C" GEMMAC_PLUGIN_EXPORT int32_t gemmac_plugin_entry(
   table.describe = Describe;
   table.device_info = DeviceInfo;
   // An older caller's smaller table gets what fits, and no byte past it.
-  const size_t n = api_size < sizeof(table) ? api_size : sizeof(table);
-  table.struct_size = n;
-  std::memcpy(api, &table, n);
+  gemmac_sdk::CopyWhatFits(table, api, api_size);
   return GEMMAC_PLUGIN_OK;
 }

@@ -17,6 +17,7 @@
 
 #include "device.h"
 #include "gemmac/host_memory.h"
+#include "gemmac/op_checks.h"
 
 namespace gemmac::tpu {
 namespace {
@@ -264,9 +265,7 @@ int32_t DeviceInfo(gemmac_backend *b, gemmac_device_info *info,
   d.flags = GEMMAC_DEVICE_HOST_ADDRESSABLE | GEMMAC_DEVICE_GRAPH_MODE;
   gemmac_sdk::HostMemory(&d.memory_bytes, &d.memory_available_bytes);
   std::snprintf(d.name, sizeof(d.name), "%s", kDevice);
-  const size_t n = std::min(info->struct_size, sizeof(d));
-  d.struct_size = n;
-  std::memcpy(info, &d, n);
+  gemmac_sdk::CopyWhatFits(d, info, info->struct_size);
   return GEMMAC_PLUGIN_OK;
 }
 
@@ -348,8 +347,6 @@ extern "C" GEMMAC_PLUGIN_EXPORT int32_t gemmac_plugin_entry(
   table.execute_graph = ExecuteGraph;
   table.release_graph = ReleaseGraph;
   // An older caller's smaller table gets what fits, and no byte past it.
-  const size_t n = api_size < sizeof(table) ? api_size : sizeof(table);
-  table.struct_size = n;
-  std::memcpy(api, &table, n);
+  gemmac_sdk::CopyWhatFits(table, api, api_size);
   return GEMMAC_PLUGIN_OK;
 }

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "gemmac/op_checks.h"
 #include "gemmac/plugin.h"
 
 // The reference plugin, linked into this library under another entry name.
@@ -102,8 +103,7 @@ extern "C" GEMMAC_PLUGIN_EXPORT int32_t gemmac_plugin_entry(
   table.compile_graph = nullptr;
   table.execute_graph = nullptr;
   table.release_graph = nullptr;
-  const size_t n = std::min(api_size, sizeof(table));
-  table.struct_size = n;
-  std::memcpy(api, &table, n);
+  // An older caller's smaller table gets what fits, and no byte past it.
+  gemmac_sdk::CopyWhatFits(table, api, api_size);
   return GEMMAC_PLUGIN_OK;
 }

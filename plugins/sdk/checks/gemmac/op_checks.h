@@ -6,11 +6,22 @@
 #ifndef GEMMAC_SDK_OP_CHECKS_H_
 #define GEMMAC_SDK_OP_CHECKS_H_
 
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "gemmac/plugin.h"
 
 namespace gemmac_sdk {
+
+// The ABI's rule for every struct a plugin fills for its caller (the entry's
+// table, device_info): write at most the caller's `size` bytes (an older
+// caller's struct is smaller) and set struct_size to what was written.
+template <class T> void CopyWhatFits(T src, T *dst, size_t size) {
+  const size_t n = size < sizeof(T) ? size : sizeof(T);
+  src.struct_size = n;
+  std::memcpy(static_cast<void *>(dst), &src, n);
+}
 
 // Writes a printf-style message into the caller's error struct (only as far
 // as its struct_size reaches) and returns `code`.

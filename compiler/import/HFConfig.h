@@ -25,9 +25,15 @@
 
 namespace gemmac {
 
-/// Hyper-parameters of a Gemma 3 text decoder, as config.json states them
-/// (after transformers' defaults are applied).
+/// The decoder generations the importers know. Gemma 1 (and CodeGemma) has
+/// pre-norm blocks; Gemma 2 adds the sandwich norms, soft-caps and alternating
+/// local/global layers; Gemma 3 adds QK-norm and dual RoPE theta.
+enum class GemmaFamily { Gemma1, Gemma2, Gemma3 };
+
+/// Hyper-parameters of a Gemma text decoder, as config.json (or a GGUF
+/// file's metadata) states them, after transformers' defaults are applied.
 struct TextConfig {
+  GemmaFamily family = GemmaFamily::Gemma3;
   std::string configPath;   // absolute path of config.json
   std::string architecture; // architectures[0], e.g. "Gemma3ForCausalLM"
   std::string modelType;    // top-level model_type: gemma3_text or gemma3
@@ -57,6 +63,9 @@ struct TextConfig {
   llvm::SmallVector<int64_t> eosTokenIds;
   std::optional<int64_t> padTokenId;
   std::string torchDtype; // informational: "bfloat16", "float32", ...
+  /// The stored norm weights already hold `1 + w` (llama.cpp's GGUF files),
+  /// so rms_norm multiplies by them with offset 0.
+  bool normWeightsIncludeOne = false;
 };
 
 /// Parses `path` (a config.json). Errors are emitted on `context` at a

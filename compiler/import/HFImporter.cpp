@@ -148,7 +148,7 @@ Value Importer::rmsNorm(Value x, StringRef weightName, Location loc) {
   return b.create<gemma::RmsNormOp>(
       loc, x.getType(), x, w,
       b.getF32FloatAttr(static_cast<float>(c.rmsNormEps)),
-      b.getF32FloatAttr(1.0f));
+      b.getF32FloatAttr(c.normWeightsIncludeOne ? 0.0f : 1.0f));
 }
 
 Value Importer::linear(Value x, StringRef weightName, int64_t outFeatures,
@@ -391,26 +391,11 @@ OwningOpRef<ModuleOp> importHFCheckpoint(StringRef dir,
     }
   }
 
-  llvm::SmallVector<ExpectedTensor> expected = expectedTensors(*config);
+  if (failed(checkTextTensors(*config, *index, prefix, dirLoc)))
+    return nullptr;
   llvm::StringSet<> expectedNames;
-  for (const ExpectedTensor &e : expected) {
-    std::string name = prefix + e.name;
-    expectedNames.insert(name);
-    auto it = index->find(name);
-    if (it == index->end()) {
-      emitError(dirLoc) << "missing tensor '" << name << "' (expected shape "
-                        << shapeString(e.shape) << ")";
-      return nullptr;
-    }
-    if (llvm::ArrayRef<int64_t>(it->second.shape) !=
-        llvm::ArrayRef<int64_t>(e.shape)) {
-      emitError(FileLineColLoc::get(context, it->second.file, 0, 0))
-          << "tensor '" << name << "': shape " << shapeString(it->second.shape)
-          << " does not match config.json, "
-          << "expected " << shapeString(e.shape);
-      return nullptr;
-    }
-  }
+  for (const ExpectedTensor &e : expectedTensors(*config))
+    expectedNames.insert(prefix + e.name);
   // Anything else must be non-text or the tied head; report the first
   // unexpected name in sorted order so the message is deterministic.
   llvm::SmallVector<StringRef> extras;
@@ -480,8 +465,39 @@ OwningOpRef<ModuleOp> importHFCheckpoint(StringRef dir,
                               : WeightDtype::F32;
   }
 
-  Importer importer(context, *config, *index, *tokenizer, prefix, dtype,
-                    opts.maxChunk);
+  return buildGemmaModule(*config, *index, prefix, *tokenizer, dtype,
+                          opts.maxChunk, context);
+}
+
+LogicalResult checkTextTensors(const TextConfig &config,
+                               const SafetensorsIndex &index, StringRef prefix,
+                               Location where) {
+  for (const ExpectedTensor &e : expectedTensors(config)) {
+    std::string name = prefix.str() + e.name;
+    auto it = index.find(name);
+    if (it == index.end())
+      return emitError(where)
+             << "missing tensor '" << name << "' (expected shape "
+             << shapeString(e.shape) << ")";
+    if (llvm::ArrayRef<int64_t>(it->second.shape) !=
+        llvm::ArrayRef<int64_t>(e.shape))
+      return emitError(
+                 FileLineColLoc::get(where.getContext(), it->second.file, 0, 0))
+             << "tensor '" << name << "': shape "
+             << shapeString(it->second.shape) << " does not match "
+             << llvm::sys::path::filename(config.configPath) << ", expected "
+             << shapeString(e.shape);
+  }
+  return success();
+}
+
+OwningOpRef<ModuleOp>
+buildGemmaModule(const TextConfig &config, const SafetensorsIndex &index,
+                 StringRef prefix, const TokenizerInfo &tokenizer,
+                 WeightDtype dtype, int64_t maxChunk, MLIRContext *context) {
+  context->loadDialect<gemma::GemmaDialect, func::FuncDialect>();
+  Importer importer(context, config, index, tokenizer, prefix.str(), dtype,
+                    maxChunk);
   OwningOpRef<ModuleOp> module = importer.build();
   if (failed(verify(*module)))
     return nullptr;

@@ -14,6 +14,10 @@
 #ifndef GEMMAC_IMPORT_HFIMPORTER_H
 #define GEMMAC_IMPORT_HFIMPORTER_H
 
+#include "import/HFConfig.h"
+#include "import/Safetensors.h"
+#include "import/Tokenizer.h"
+
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OwningOpRef.h"
 
@@ -37,6 +41,24 @@ struct HFImportOptions {
 mlir::OwningOpRef<mlir::ModuleOp>
 importHFCheckpoint(llvm::StringRef dir, const HFImportOptions &opts,
                    mlir::MLIRContext *context);
+
+/// Checks that `index` holds every tensor a decoder of `config` needs (names
+/// relative to `prefix`), with the shapes the config implies. Errors name the
+/// tensor, the shape found and the shape expected; `where` locates a missing
+/// tensor. Shared by the HF and GGUF importers.
+mlir::LogicalResult checkTextTensors(const TextConfig &config,
+                                     const SafetensorsIndex &index,
+                                     llvm::StringRef prefix,
+                                     mlir::Location where);
+
+/// Builds (and verifies) the `gemma` module of a decoder of `config` whose
+/// tensors `index` lists under HF names relative to `prefix`; the common back
+/// half of every importer. Call checkTextTensors first.
+mlir::OwningOpRef<mlir::ModuleOp>
+buildGemmaModule(const TextConfig &config, const SafetensorsIndex &index,
+                 llvm::StringRef prefix, const TokenizerInfo &tokenizer,
+                 WeightDtype dtype, int64_t maxChunk,
+                 mlir::MLIRContext *context);
 
 } // namespace gemmac
 

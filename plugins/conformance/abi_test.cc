@@ -2,10 +2,13 @@
 // supports): the handshake's version refusal and size rules, the table's
 // identity, backend lifetime, supports()/prepare() refusals with messages,
 // launch() errors on bad operands (never a crash), and memory: absurd sizes
-// fail with NULL, normal ones are aligned.
+// fail with NULL, normal ones are aligned; ABI 1.6's copies, streams, events
+// and weight mapping where the plugin has them.
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -164,8 +167,12 @@ TEST(Abi, DeviceInfoIsConsistentAndFitsTheCallersStruct) {
       << "name is not NUL-terminated";
   EXPECT_LE(info.memory_available_bytes, info.memory_bytes)
       << "more memory available than there is";
-  // ABI 1.x: alloc() memory must be host-addressable (plugin.h).
-  EXPECT_NE(info.flags & GEMMAC_DEVICE_HOST_ADDRESSABLE, 0u);
+  // Memory the host cannot address needs copy() (ABI 1.6, plugin.h).
+  if ((info.flags & GEMMAC_DEVICE_HOST_ADDRESSABLE) == 0) {
+    EXPECT_TRUE(DeviceIo::HasCopy(Api()))
+        << "device_info() says alloc() memory is not host-addressable, but "
+           "the plugin has no copy()";
+  }
   EXPECT_EQ((info.flags & GEMMAC_DEVICE_GRAPH_MODE) != 0,
             Api().compile_graph != nullptr)
       << "the graph-mode flag and compile_graph disagree";
@@ -297,8 +304,10 @@ TEST(Abi, LaunchWithBadOperandsFailsWithAMessage) {
   const int64_t rows_b = lin ? 8 : 2;
   Buffer xa(b, 2 * 32 * 4), xb(b, rows_b * 32 * 4), y(b, 2 * 32 * 4);
   ASSERT_TRUE(xa.data() && xb.data() && y.data());
-  std::memset(xa.data(), 0, xa.size());
-  std::memset(xb.data(), 0, xb.size());
+  DeviceIo io(b);
+  const std::vector<uint8_t> zeros(rows_b * 32 * 4, 0);
+  ASSERT_EQ(io.Put(xa.data(), zeros.data(), xa.size()), "");
+  ASSERT_EQ(io.Put(xb.data(), zeros.data(), xb.size()), "");
   auto tensor = [](void *data, int64_t d0, int64_t d1) {
     gemmac_tensor t{};
     t.struct_size = sizeof(t);
@@ -373,10 +382,146 @@ TEST(Abi, AllocRespectsAlignment) {
       EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % align, 0u)
           << Path() << ": alloc(" << bytes << ", " << align << ") returned "
           << p << ", not aligned to " << align;
-      std::memset(p, 0x5A, bytes);
+      const std::vector<uint8_t> fill(bytes, 0x5A);
+      DeviceIo io(b);
+      EXPECT_EQ(io.Put(p, fill.data(), bytes), "") << Path();
       Api().free(b.get(), p);
     }
   Api().free(b.get(), nullptr); // like free(NULL): nothing
+}
+
+std::vector<uint8_t> Pattern(size_t n, uint8_t seed) {
+  std::vector<uint8_t> v(n);
+  for (size_t i = 0; i < n; ++i)
+    v[i] = uint8_t(seed + i * 7 + (i >> 8));
+  return v;
+}
+
+// copy() in every direction, synchronous (stream NULL) and, where the plugin
+// has streams, enqueued and waited for.
+TEST(Abi, CopyMovesBytesInEveryDirection) {
+  if (!DeviceIo::HasCopy(Api()))
+    GTEST_SKIP() << "plugin has no copy() (optional unless its memory is not "
+                    "host-addressable, ABI 1.6)";
+  Backend b(UnderTest());
+  ASSERT_TRUE(b.ok()) << b.error();
+  const size_t n = 3 * 4096 + 5; // not a multiple of anything convenient
+  Buffer d1(b, n), d2(b, n);
+  ASSERT_TRUE(d1.data() && d2.data());
+  gemmac_stream *streams[2] = {nullptr, nullptr};
+  int num = 1;
+  if (DeviceIo::HasStreams(Api())) {
+    gemmac_plugin_error e = PrefilledError();
+    ASSERT_EQ(Api().create_stream(b.get(), &streams[1], &e), GEMMAC_PLUGIN_OK)
+        << Path() << ": create_stream: " << e.message;
+    num = 2;
+  }
+  for (int s = 0; s < num; ++s) {
+    const std::vector<uint8_t> in = Pattern(n, uint8_t(17 + s));
+    std::vector<uint8_t> out(n, 0);
+    gemmac_plugin_error e = PrefilledError();
+    ASSERT_EQ(Api().copy(b.get(), d1.data(), in.data(), n,
+                         GEMMAC_COPY_HOST_TO_DEVICE, streams[s], &e),
+              GEMMAC_PLUGIN_OK)
+        << e.message;
+    ASSERT_EQ(Api().copy(b.get(), d2.data(), d1.data(), n,
+                         GEMMAC_COPY_DEVICE_TO_DEVICE, streams[s], &e),
+              GEMMAC_PLUGIN_OK)
+        << e.message;
+    ASSERT_EQ(Api().copy(b.get(), out.data(), d2.data(), n,
+                         GEMMAC_COPY_DEVICE_TO_HOST, streams[s], &e),
+              GEMMAC_PLUGIN_OK)
+        << e.message;
+    if (streams[s] != nullptr)
+      ASSERT_EQ(Api().synchronize_stream(b.get(), streams[s], &e),
+                GEMMAC_PLUGIN_OK)
+          << e.message;
+    EXPECT_EQ(out, in) << Path() << ": host -> device -> device -> host "
+                       << (s ? "on a stream" : "synchronously")
+                       << " did not give the bytes back";
+  }
+  gemmac_plugin_error e = PrefilledError();
+  EXPECT_NE(Api().copy(b.get(), d1.data(), d2.data(), n, 7, nullptr, &e),
+            GEMMAC_PLUGIN_OK)
+      << Path() << ": copy() of kind 7 succeeded, expected an error";
+  if (streams[1] != nullptr)
+    Api().destroy_stream(b.get(), streams[1]);
+}
+
+// An event orders two streams: what one stream wrote before the event, the
+// other reads after waiting for it; synchronize_event lets the host read.
+TEST(Abi, EventsOrderStreams) {
+  if (!DeviceIo::HasStreams(Api()))
+    GTEST_SKIP() << "plugin has no streams (optional, ABI 1.6)";
+  ASSERT_TRUE(DeviceIo::HasCopy(Api()))
+      << Path() << ": streams without copy() leave nothing to order here";
+  Backend b(UnderTest());
+  ASSERT_TRUE(b.ok()) << b.error();
+  gemmac_plugin_error e = PrefilledError();
+  gemmac_stream *s1 = nullptr, *s2 = nullptr;
+  gemmac_event *ev = nullptr;
+  ASSERT_EQ(Api().create_stream(b.get(), &s1, &e), GEMMAC_PLUGIN_OK);
+  ASSERT_EQ(Api().create_stream(b.get(), &s2, &e), GEMMAC_PLUGIN_OK);
+  ASSERT_EQ(Api().create_event(b.get(), &ev, &e), GEMMAC_PLUGIN_OK);
+  const size_t n = 1 << 16;
+  Buffer d(b, n);
+  ASSERT_NE(d.data(), nullptr);
+  const std::vector<uint8_t> in = Pattern(n, 3);
+  std::vector<uint8_t> out(n, 0), out2(n, 0);
+  ASSERT_EQ(Api().copy(b.get(), d.data(), in.data(), n,
+                       GEMMAC_COPY_HOST_TO_DEVICE, s1, &e),
+            GEMMAC_PLUGIN_OK);
+  ASSERT_EQ(Api().record_event(b.get(), ev, s1, &e), GEMMAC_PLUGIN_OK)
+      << e.message;
+  ASSERT_EQ(Api().wait_event(b.get(), s2, ev, &e), GEMMAC_PLUGIN_OK)
+      << e.message;
+  ASSERT_EQ(Api().copy(b.get(), out.data(), d.data(), n,
+                       GEMMAC_COPY_DEVICE_TO_HOST, s2, &e),
+            GEMMAC_PLUGIN_OK);
+  ASSERT_EQ(Api().synchronize_stream(b.get(), s2, &e), GEMMAC_PLUGIN_OK)
+      << e.message;
+  EXPECT_EQ(out, in) << Path()
+                     << ": stream 2 waited for an event recorded after "
+                        "stream 1's copy, but read other bytes";
+  ASSERT_EQ(Api().synchronize_event(b.get(), ev, &e), GEMMAC_PLUGIN_OK)
+      << e.message;
+  ASSERT_EQ(Api().copy(b.get(), out2.data(), d.data(), n,
+                       GEMMAC_COPY_DEVICE_TO_HOST, nullptr, &e),
+            GEMMAC_PLUGIN_OK);
+  EXPECT_EQ(out2, in);
+  Api().destroy_event(b.get(), ev);
+  Api().destroy_stream(b.get(), s1);
+  Api().destroy_stream(b.get(), s2);
+}
+
+// map_weights() gives an address whose bytes are the segment's (read back
+// with copy() or directly), and says honestly whether it copied.
+TEST(Abi, MapWeightsGivesTheSegmentsBytes) {
+  if (!DeviceIo::HasMapWeights(Api()))
+    GTEST_SKIP() << "plugin has no map_weights() (optional, ABI 1.6)";
+  Backend b(UnderTest());
+  ASSERT_TRUE(b.ok()) << b.error();
+  const size_t n = 2 * 4096;
+  std::unique_ptr<uint8_t, decltype(&std::free)> host(
+      static_cast<uint8_t *>(std::aligned_alloc(4096, n)), &std::free);
+  const std::vector<uint8_t> in = Pattern(n, 99);
+  std::memcpy(host.get(), in.data(), n);
+  gemmac_plugin_error e = PrefilledError();
+  void *device = nullptr;
+  int32_t zero_copy = -1;
+  ASSERT_EQ(Api().map_weights(b.get(), host.get(), n, &device, &zero_copy, &e),
+            GEMMAC_PLUGIN_OK)
+      << Path() << ": " << e.message;
+  ASSERT_NE(device, nullptr);
+  ASSERT_TRUE(zero_copy == 0 || zero_copy == 1) << "zero_copy " << zero_copy;
+  if (zero_copy == 1) {
+    EXPECT_EQ(device, host.get()) << "zero-copy, yet another address";
+  }
+  std::vector<uint8_t> out(n, 0);
+  DeviceIo io(b);
+  ASSERT_EQ(io.Get(out.data(), device, n), "");
+  EXPECT_EQ(out, in) << Path() << ": the mapped weights read back differ";
+  Api().unmap_weights(b.get(), device);
 }
 
 } // namespace

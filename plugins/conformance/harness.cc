@@ -105,4 +105,107 @@ Buffer &Buffer::operator=(Buffer &&o) noexcept {
   return *this;
 }
 
+bool DeviceIo::HasCopy(const gemmac_plugin_api &api) {
+  return api.abi_minor >= 6 &&
+         api.struct_size >=
+             offsetof(gemmac_plugin_api, copy) + sizeof(api.copy) &&
+         api.copy != nullptr;
+}
+
+bool DeviceIo::HasStreams(const gemmac_plugin_api &api) {
+  return api.abi_minor >= 6 &&
+         api.struct_size >= offsetof(gemmac_plugin_api, synchronize_event) +
+                                sizeof(api.synchronize_event) &&
+         api.create_stream != nullptr;
+}
+
+bool DeviceIo::HasMapWeights(const gemmac_plugin_api &api) {
+  return api.abi_minor >= 6 &&
+         api.struct_size >= offsetof(gemmac_plugin_api, unmap_weights) +
+                                sizeof(api.unmap_weights) &&
+         api.map_weights != nullptr;
+}
+
+DeviceIo::DeviceIo(const Backend &b) : b_(b) {
+  if (HasStreams(b.api())) {
+    gemmac_plugin_error err{};
+    err.struct_size = sizeof(err);
+    if (b.api().create_stream(b.get(), &stream_, &err) != GEMMAC_PLUGIN_OK)
+      stream_ = nullptr; // the launches then run synchronously
+  }
+}
+
+DeviceIo::~DeviceIo() {
+  if (stream_ != nullptr) {
+    (void)Finish();
+    b_.api().destroy_stream(b_.get(), stream_);
+  }
+  for (void *d : mapped_)
+    b_.api().unmap_weights(b_.get(), d);
+}
+
+std::string DeviceIo::Put(void *device, const void *host, size_t bytes) {
+  if (!HasCopy(b_.api())) {
+    std::memcpy(device, host, bytes);
+    return "";
+  }
+  gemmac_plugin_error err{};
+  err.struct_size = sizeof(err);
+  const int32_t rc = b_.api().copy(b_.get(), device, host, bytes,
+                                   GEMMAC_COPY_HOST_TO_DEVICE, nullptr, &err);
+  return rc == GEMMAC_PLUGIN_OK ? ""
+                                : "copy(host to device) returned " +
+                                      std::to_string(rc) + ": " + err.message;
+}
+
+std::string DeviceIo::Get(void *host, const void *device, size_t bytes) {
+  if (!HasCopy(b_.api())) {
+    std::memcpy(host, device, bytes);
+    return "";
+  }
+  gemmac_plugin_error err{};
+  err.struct_size = sizeof(err);
+  const int32_t rc = b_.api().copy(b_.get(), host, device, bytes,
+                                   GEMMAC_COPY_DEVICE_TO_HOST, nullptr, &err);
+  return rc == GEMMAC_PLUGIN_OK ? ""
+                                : "copy(device to host) returned " +
+                                      std::to_string(rc) + ": " + err.message;
+}
+
+std::string DeviceIo::MapWeights(const void *host, size_t bytes,
+                                 void **device) {
+  if (!HasMapWeights(b_.api())) {
+    *device = const_cast<void *>(host);
+    return "";
+  }
+  gemmac_plugin_error err{};
+  err.struct_size = sizeof(err);
+  int32_t zero_copy = -1;
+  const int32_t rc =
+      b_.api().map_weights(b_.get(), host, bytes, device, &zero_copy, &err);
+  if (rc != GEMMAC_PLUGIN_OK)
+    return "map_weights(" + std::to_string(bytes) + " bytes) returned " +
+           std::to_string(rc) + ": " + err.message;
+  if (*device == nullptr || (zero_copy != 0 && zero_copy != 1))
+    return "map_weights returned OK with device " +
+           std::string(*device ? "set" : "NULL") + " and zero_copy " +
+           std::to_string(zero_copy) + ", expected an address and 0 or 1";
+  if (zero_copy == 1 && *device != host)
+    return "map_weights said zero-copy but returned another address than "
+           "the host's";
+  mapped_.push_back(*device);
+  return "";
+}
+
+std::string DeviceIo::Finish() {
+  if (stream_ == nullptr)
+    return "";
+  gemmac_plugin_error err{};
+  err.struct_size = sizeof(err);
+  const int32_t rc = b_.api().synchronize_stream(b_.get(), stream_, &err);
+  return rc == GEMMAC_PLUGIN_OK ? ""
+                                : "synchronize_stream returned " +
+                                      std::to_string(rc) + ": " + err.message;
+}
+
 } // namespace gemmac::conformance

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "gemmac/plugin.h"
 
@@ -65,6 +66,38 @@ private:
   const Backend *backend_ = nullptr;
   void *data_ = nullptr;
   size_t bytes_ = 0;
+};
+
+// How the suite reaches a backend's memory (ABI 1.6): through copy() when
+// the plugin has it (a discrete device's memory may not be host-addressable),
+// weights through map_weights(), launches on a stream that Finish() waits
+// for. A plugin without these gets memcpy, the host pointers and synchronous
+// launches, as the runtime gives it.
+class DeviceIo {
+public:
+  explicit DeviceIo(const Backend &b);
+  ~DeviceIo();
+  DeviceIo(const DeviceIo &) = delete;
+  DeviceIo &operator=(const DeviceIo &) = delete;
+
+  // Each returns "" or what failed.
+  std::string Put(void *device, const void *host, size_t bytes);
+  std::string Get(void *host, const void *device, size_t bytes);
+  // `host` is page-aligned and outlives this object.
+  std::string MapWeights(const void *host, size_t bytes, void **device);
+  // Null when the plugin has no streams.
+  gemmac_stream *stream() const { return stream_; }
+  // Waits for the stream; "" or the error a deferred launch met.
+  std::string Finish();
+
+  static bool HasCopy(const gemmac_plugin_api &api);
+  static bool HasStreams(const gemmac_plugin_api &api);
+  static bool HasMapWeights(const gemmac_plugin_api &api);
+
+private:
+  const Backend &b_;
+  gemmac_stream *stream_ = nullptr;
+  std::vector<void *> mapped_;
 };
 
 } // namespace gemmac::conformance

@@ -74,12 +74,16 @@ int64_t Count(const std::vector<int64_t> &shape) {
   return n;
 }
 
-// 64-byte aligned host memory, as a mapped weight segment is.
+// Page-aligned host memory, as a mapped weight segment is.
 struct HostBytes {
   std::unique_ptr<uint8_t, decltype(&std::free)> p{nullptr, &std::free};
+  size_t size = 0;
   void Assign(const std::vector<uint8_t> &b) {
-    const size_t n = (b.size() + 63) / 64 * 64;
-    p.reset(static_cast<uint8_t *>(std::aligned_alloc(64, n ? n : 64)));
+    size = (b.size() + 4095) / 4096 * 4096;
+    if (size == 0)
+      size = 4096;
+    p.reset(static_cast<uint8_t *>(std::aligned_alloc(4096, size)));
+    std::memset(p.get(), 0, size);
     std::memcpy(p.get(), b.data(), b.size());
   }
 };
@@ -147,12 +151,16 @@ std::string Signature(const OpCase &c) {
 // Everything one plugin needs for one launch of the case.
 struct PluginRun {
   const Backend &b;
+  DeviceIo io;
   std::vector<Buffer> in_bufs, out_bufs;
   Buffer kv[2][4]; // per cache: k, v, k_scale, v_scale
   gemmac_kv_cache caches[2]{};
   std::vector<gemmac_tensor> in_t, out_t;
   gemmac_kernel *kernel = nullptr;
-  explicit PluginRun(const Backend &backend) : b(backend) {}
+  // After the launch: the outputs and layer 1's cache, read back.
+  std::vector<std::vector<float>> out_host;
+  std::vector<uint8_t> kv_host[4];
+  explicit PluginRun(const Backend &backend) : b(backend), io(backend) {}
   ~PluginRun() {
     if (kernel)
       b.api().release(b.get(), kernel);
@@ -236,14 +244,19 @@ std::string Launch(const OpCase &c, std::vector<Input> &ins, const KvInit &kv,
       for (size_t j = 0; j < o.shape.size(); ++j)
         t.shape[j] = o.shape[j];
       if (o.role == Role::kWeight) {
-        t.data = ins[i].host.p.get();
+        if (std::string e =
+                r.io.MapWeights(ins[i].host.p.get(), ins[i].host.size, &t.data);
+            !e.empty())
+          return "weight " + std::string(o.name) + ": " + e;
       } else {
         r.in_bufs.emplace_back(r.b, ins[i].bytes.size());
         if (r.in_bufs.back().data() == nullptr)
           return "alloc(" + std::to_string(ins[i].bytes.size()) +
                  ") for input " + o.name + " returned NULL";
-        std::memcpy(r.in_bufs.back().data(), ins[i].bytes.data(),
-                    ins[i].bytes.size());
+        if (std::string e = r.io.Put(r.in_bufs.back().data(),
+                                     ins[i].bytes.data(), ins[i].bytes.size());
+            !e.empty())
+          return "input " + std::string(o.name) + ": " + e;
         t.data = r.in_bufs.back().data();
       }
     }
@@ -255,7 +268,10 @@ std::string Launch(const OpCase &c, std::vector<Input> &ins, const KvInit &kv,
     if (r.out_bufs.back().data() == nullptr)
       return "alloc(" + std::to_string(bytes) + ") for an output returned NULL";
     // NaN everywhere: an element the plugin does not write fails.
-    std::memset(r.out_bufs.back().data(), 0xFF, bytes);
+    const std::vector<uint8_t> nan(bytes, 0xFF);
+    if (std::string e = r.io.Put(r.out_bufs.back().data(), nan.data(), bytes);
+        !e.empty())
+      return "output: " + e;
     gemmac_tensor t{};
     t.struct_size = sizeof(t);
     t.dtype = GEMMAC_DTYPE_F32;
@@ -277,7 +293,10 @@ std::string Launch(const OpCase &c, std::vector<Input> &ins, const KvInit &kv,
         r.kv[l][j] = Buffer(r.b, src[j]->size());
         if (r.kv[l][j].data() == nullptr)
           return "alloc() for a KV cache returned NULL";
-        std::memcpy(r.kv[l][j].data(), src[j]->data(), src[j]->size());
+        if (std::string e =
+                r.io.Put(r.kv[l][j].data(), src[j]->data(), src[j]->size());
+            !e.empty())
+          return "KV cache: " + e;
       }
       gemmac_kv_cache &cache = r.caches[l];
       cache.struct_size = sizeof(cache);
@@ -293,7 +312,10 @@ std::string Launch(const OpCase &c, std::vector<Input> &ins, const KvInit &kv,
           r.kv[l][2 + j] = Buffer(r.b, sc[j]->size() * 4);
           if (r.kv[l][2 + j].data() == nullptr)
             return "alloc() for KV cache scales returned NULL";
-          std::memcpy(r.kv[l][2 + j].data(), sc[j]->data(), sc[j]->size() * 4);
+          if (std::string e = r.io.Put(r.kv[l][2 + j].data(), sc[j]->data(),
+                                       sc[j]->size() * 4);
+              !e.empty())
+            return "KV cache scales: " + e;
         }
         cache.k_scale = static_cast<float *>(r.kv[l][2].data());
         cache.v_scale = static_cast<float *>(r.kv[l][3].data());
@@ -302,10 +324,28 @@ std::string Launch(const OpCase &c, std::vector<Input> &ins, const KvInit &kv,
     ctx.kv = r.caches;
     ctx.num_kv = 2;
   }
+  ctx.stream = r.io.stream();
   rc = api.launch(r.b.get(), r.kernel, r.in_t.data(), uint32_t(r.in_t.size()),
                   r.out_t.data(), uint32_t(r.out_t.size()), &ctx, &err);
   if (rc != GEMMAC_PLUGIN_OK)
     return "launch() returned " + std::to_string(rc) + ": " + err.message;
+  if (std::string e = r.io.Finish(); !e.empty())
+    return "after launch(): " + e;
+  for (Buffer &o : r.out_bufs) {
+    r.out_host.emplace_back(o.size() / 4);
+    if (std::string e = r.io.Get(r.out_host.back().data(), o.data(), o.size());
+        !e.empty())
+      return "output: " + e;
+  }
+  for (int j = 0; j < 4 && c.op == GEMMAC_OP_ATTENTION; ++j) {
+    if (r.kv[1][j].data() == nullptr)
+      continue;
+    r.kv_host[j].resize(r.kv[1][j].size());
+    if (std::string e =
+            r.io.Get(r.kv_host[j].data(), r.kv[1][j].data(), r.kv[1][j].size());
+        !e.empty())
+      return "KV cache: " + e;
+  }
   return "";
 }
 
@@ -550,12 +590,12 @@ void CompareKv(const OpCase &c, const PluginRun &p, const PluginRun &ref) {
     for (int64_t i = 0; i < count; ++i) {
       double a, b, tol;
       if (j < 2 && i8) {
-        a = static_cast<const int8_t *>(p.kv[1][j].data())[i];
-        b = static_cast<const int8_t *>(ref.kv[1][j].data())[i];
+        a = reinterpret_cast<const int8_t *>(p.kv_host[j].data())[i];
+        b = reinterpret_cast<const int8_t *>(ref.kv_host[j].data())[i];
         tol = 1;
       } else {
-        a = static_cast<const float *>(p.kv[1][j].data())[i];
-        b = static_cast<const float *>(ref.kv[1][j].data())[i];
+        a = reinterpret_cast<const float *>(p.kv_host[j].data())[i];
+        b = reinterpret_cast<const float *>(ref.kv_host[j].data())[i];
         tol = (j < 2 ? 1e-4 : 1e-6) * (j < 2 ? 1 + std::fabs(b) : std::fabs(b));
       }
       if (std::fabs(a - b) <= tol)
@@ -609,8 +649,7 @@ TEST_P(OpConformance, MatchesReference) {
   const std::string rerr = Launch(c, ins, kv, ref);
   ASSERT_EQ(rerr, "") << "reference: " << Signature(c) << ": " << rerr;
   for (size_t o = 0; o < c.outputs.size(); ++o)
-    CompareOutput(c, ins, o, static_cast<const float *>(p.out_bufs[o].data()),
-                  static_cast<const float *>(ref.out_bufs[o].data()));
+    CompareOutput(c, ins, o, p.out_host[o].data(), ref.out_host[o].data());
   if (c.op == GEMMAC_OP_ATTENTION)
     CompareKv(c, p, ref);
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 namespace gemmac {
 
@@ -76,16 +77,17 @@ Status KvCache::Create(Backend *backend, const schema::Module &module,
                           " bytes for a context of " +
                           std::to_string(context_length) + " tokens");
       }
-      // Zeroed so a reader of a never-written row sees numbers (0 * scale
-      // 0 for int8), not garbage.
-      std::memset(c.k, 0, bytes);
-      std::memset(c.v, 0, bytes);
-      if (i8) {
-        std::memset(c.k_scale, 0, scale_bytes);
-        std::memset(c.v_scale, 0, scale_bytes);
-      }
       kv->bytes_ += 2 * (bytes + scale_bytes);
       kv->layers_.push_back(c);
+      // Zeroed so a reader of a never-written row sees numbers (0 * scale
+      // 0 for int8), not garbage; on the device, which may be discrete.
+      const std::pair<void *, size_t> parts[] = {{c.k, bytes},
+                                                 {c.v, bytes},
+                                                 {c.k_scale, scale_bytes},
+                                                 {c.v_scale, scale_bytes}};
+      for (auto [p, n] : parts)
+        if (p != nullptr)
+          GEMMAC_RETURN_IF_ERROR(backend->Zero(p, n));
     }
   }
   *out = std::move(kv);

@@ -49,6 +49,10 @@ public:
   const void *WeightData(const schema::Tensor &tensor) const;
   // Bytes of all weight segments together.
   uint64_t weights_bytes() const;
+  // The first byte of weight segment `index` inside the mapping.
+  const uint8_t *SegmentData(uint32_t index) const {
+    return base_ + program_->segments()->Get(index)->offset();
+  }
 
 private:
   Module() = default;

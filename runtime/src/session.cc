@@ -120,10 +120,20 @@ Status Session::Create(std::shared_ptr<const Module> module,
     *b = self->fallback_.get();
     return Status::Ok();
   };
-  GEMMAC_RETURN_IF_ERROR(FunctionProgram::Prepare(
-      s->backend_.get(), fallback, *module, *prefill, s->arena_, &s->prefill_));
-  GEMMAC_RETURN_IF_ERROR(FunctionProgram::Prepare(
-      s->backend_.get(), fallback, *module, *decode, s->arena_, &s->decode_));
+  GEMMAC_RETURN_IF_ERROR(
+      WeightMap::Create(s->backend_.get(), *module, &s->weights_));
+  if (s->backend_->has_streams())
+    GEMMAC_RETURN_IF_ERROR(Stream::Create(s->backend_.get(), &s->stream_));
+  ProgramTarget target;
+  target.backend = s->backend_.get();
+  target.fallback = fallback;
+  target.arena = s->arena_;
+  target.weights = s->weights_.get();
+  target.stream = s->stream_.get();
+  GEMMAC_RETURN_IF_ERROR(
+      FunctionProgram::Prepare(target, *module, *prefill, &s->prefill_));
+  GEMMAC_RETURN_IF_ERROR(
+      FunctionProgram::Prepare(target, *module, *decode, &s->decode_));
   std::string graphs, declined;
   for (const FunctionProgram *fn : {s->prefill_.get(), s->decode_.get()}) {
     if (fn->graph_mode())
@@ -180,6 +190,8 @@ Session::~Session() {
   // Kernels before the arena and cache they point at, the backends last.
   prefill_.reset();
   decode_.reset();
+  stream_.reset();
+  weights_.reset();
   kv_.reset();
   if (backend_ != nullptr)
     backend_->Free(arena_);

@@ -148,6 +148,8 @@ private:
   void *arena_ = nullptr;
   uint64_t arena_bytes_ = 0;
   std::unique_ptr<KvCache> kv_;
+  std::unique_ptr<WeightMap> weights_;
+  std::unique_ptr<Stream> stream_; // ABI 1.6, when the backend has streams
   std::unique_ptr<FunctionProgram> prefill_, decode_;
   std::unique_ptr<text::StreamDecoder> decoder_;
   std::optional<text::Sampler> sampler_;

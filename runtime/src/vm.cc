@@ -5,15 +5,39 @@
 
 namespace gemmac {
 
-Status FunctionProgram::Prepare(Backend *backend, const FallbackFn &fallback,
+namespace {
+
+// Bytes of a dense activation with its token dimension bound.
+size_t DenseBytes(const gemmac_tensor &t) {
+  size_t n = 1;
+  for (int32_t i = 0; i < t.rank; ++i)
+    n *= static_cast<size_t>(t.shape[i]);
+  switch (t.dtype) {
+  case GEMMAC_DTYPE_BF16:
+  case GEMMAC_DTYPE_F16:
+    return 2 * n;
+  case GEMMAC_DTYPE_I8:
+    return n;
+  default: // f32, i32
+    return 4 * n;
+  }
+}
+
+} // namespace
+
+Status FunctionProgram::Prepare(const ProgramTarget &target,
                                 const Module &module,
-                                const schema::Function &function, void *arena,
+                                const schema::Function &function,
                                 std::unique_ptr<FunctionProgram> *out) {
   std::unique_ptr<FunctionProgram> p(new FunctionProgram());
+  Backend *backend = target.backend;
+  p->target_ = target;
   p->name_ = function.name()->str();
   p->max_tokens_ = function.max_tokens();
+  p->arena_bytes_ = function.arena_bytes();
   const auto &tensors = *module.program().tensors();
-  auto *arena_base = static_cast<uint8_t *>(arena);
+  auto *arena_base = static_cast<uint8_t *>(target.arena);
+  p->arena_base_ = arena_base;
 
   auto describe = [&](uint32_t id) {
     gemmac_tensor d{};
@@ -30,8 +54,10 @@ Status FunctionProgram::Prepare(Backend *backend, const FallbackFn &fallback,
     d.rank = static_cast<int32_t>(t->shape()->size());
     for (int32_t i = 0; i < d.rank; ++i)
       d.shape[i] = t->shape()->Get(i);
+    // Weights at the address the backend reads them at; PlaceFallback-
+    // Operands gives fallback instructions the mapping back.
     d.data = t->storage() == schema::StorageKind::Weight
-                 ? const_cast<void *>(module.WeightData(*t))
+                 ? target.weights->Device(module.WeightData(*t))
                  : arena_base + t->offset();
     return d;
   };
@@ -55,6 +81,11 @@ Status FunctionProgram::Prepare(Backend *backend, const FallbackFn &fallback,
       for (uint32_t id : ids) {
         p->operands_.push_back(describe(id));
         dtypes.push_back(p->operands_.back().dtype);
+        p->operand_ids_.push_back(id);
+        const bool weight = id != kNoTensor && tensors.Get(id)->storage() ==
+                                                   schema::StorageKind::Weight;
+        p->operand_host_.push_back(weight ? module.WeightData(*tensors.Get(id))
+                                          : nullptr);
       }
     };
     step.first_in = static_cast<uint32_t>(p->operands_.size());
@@ -94,7 +125,7 @@ Status FunctionProgram::Prepare(Backend *backend, const FallbackFn &fallback,
   GEMMAC_RETURN_IF_ERROR(p->CompileGraph(backend, module));
   if (p->graph_ != nullptr) {
     p->FindTokenDims();
-    p->Bind(module, function, arena_base);
+    p->Bind(module, function);
     *out = std::move(p);
     return Status::Ok();
   }
@@ -105,8 +136,8 @@ Status FunctionProgram::Prepare(Backend *backend, const FallbackFn &fallback,
     step.backend = backend;
     if (!backend->api().supports(backend->handle(), &desc)) {
       Backend *other = nullptr;
-      if (fallback)
-        GEMMAC_RETURN_IF_ERROR(fallback(&other));
+      if (target.fallback)
+        GEMMAC_RETURN_IF_ERROR(target.fallback(&other));
       if (other == nullptr || !other->api().supports(other->handle(), &desc))
         return Status(
             StatusCode::kUnimplemented,
@@ -117,7 +148,18 @@ Status FunctionProgram::Prepare(Backend *backend, const FallbackFn &fallback,
                      ? std::string(", and no CPU plugin is registered to "
                                    "fall back to")
                      : ", nor does the fallback '" + other->name() + "'"));
+      // A discrete device keeps the KV cache, which the fallback cannot
+      // reach.
+      if (!backend->host_addressable() && desc.op == GEMMAC_OP_ATTENTION)
+        return Status(StatusCode::kUnimplemented,
+                      module.path() + ": " + step.where + ": backend '" +
+                          backend->name() +
+                          "' does not support this op with these dtypes, and "
+                          "its memory is not host-addressable, so the '" +
+                          other->name() +
+                          "' fallback cannot reach the KV cache on it");
       step.backend = other;
+      step.fallback = true;
       ++p->fallback_ops_[schema::EnumNameOpCode(ins->op())];
     }
     const gemmac_plugin_api &api = step.backend->api();
@@ -132,10 +174,55 @@ Status FunctionProgram::Prepare(Backend *backend, const FallbackFn &fallback,
                         "' cannot prepare it: " + Backend::ErrorText(err));
     }
   }
+  p->PlaceFallbackOperands(function);
   p->FindTokenDims();
-  p->Bind(module, function, arena_base);
+  p->Bind(module, function);
   *out = std::move(p);
   return Status::Ok();
+}
+
+void FunctionProgram::PlaceFallbackOperands(const schema::Function &function) {
+  if (fallback_ops_.empty())
+    return;
+  const bool discrete = !target_.backend->host_addressable();
+  if (discrete)
+    mirror_.assign(arena_bytes_, 0);
+  // Which backend writes each arena tensor: the caller writes the tokens
+  // (to the device), every other one has one producing instruction.
+  std::map<uint32_t, bool> on_fallback;
+  for (const Step &s : steps_)
+    for (uint32_t j = s.first_out; j < s.first_out + s.num_out; ++j)
+      on_fallback[operand_ids_[j]] = s.fallback;
+  // Tensors the device, or the caller, reads after a fallback wrote them.
+  std::map<uint32_t, bool> read_off_fallback;
+  for (const Step &s : steps_)
+    if (!s.fallback)
+      for (uint32_t j = s.first_in; j < s.first_in + s.num_in; ++j)
+        read_off_fallback[operand_ids_[j]] = true;
+  const uint32_t logits_id = function.outputs()->Get(0);
+  logits_in_mirror_ = discrete && on_fallback[logits_id];
+
+  for (Step &s : steps_) {
+    if (!s.fallback)
+      continue;
+    for (uint32_t j = s.first_in; j < s.first_out + s.num_out; ++j) {
+      gemmac_tensor &t = operands_[j];
+      if (operand_host_[j] != nullptr) { // a weight: the mapping itself
+        t.data = const_cast<void *>(operand_host_[j]);
+        continue;
+      }
+      if (!discrete || t.data == nullptr)
+        continue;
+      void *device = t.data;
+      t.data = mirror_.data() + (static_cast<uint8_t *>(device) - arena_base_);
+      const bool input = j < s.first_out;
+      const uint32_t id = operand_ids_[j];
+      if (input && !on_fallback[id])
+        s.to_host.push_back({device, t.data, &t});
+      if (!input && read_off_fallback[id])
+        s.to_device.push_back({device, t.data, &t});
+    }
+  }
 }
 
 void FunctionProgram::FindTokenDims() {
@@ -147,17 +234,20 @@ void FunctionProgram::FindTokenDims() {
 }
 
 void FunctionProgram::Bind(const Module &module,
-                           const schema::Function &function,
-                           uint8_t *arena_base) {
+                           const schema::Function &function) {
   const auto &tensors = *module.program().tensors();
   const schema::Tensor *in = tensors.Get(function.inputs()->Get(0));
   const schema::Tensor *outt = tensors.Get(function.outputs()->Get(0));
-  tokens_in_ = reinterpret_cast<int32_t *>(arena_base + in->offset());
-  logits_out_ = reinterpret_cast<const float *>(arena_base + outt->offset());
+  tokens_in_ = reinterpret_cast<int32_t *>(arena_base_ + in->offset());
+  logits_out_ = reinterpret_cast<const float *>(
+      (logits_in_mirror_ ? mirror_.data() : arena_base_) + outt->offset());
   logits_cols_ = outt->shape()->Get(1);
   // A static one-row output holds only the last position's logits (a
   // prefill compiled with --prefill-logits=last).
   last_position_only_ = outt->shape()->Get(0) != kTokensDim;
+  if (!target_.backend->host_addressable() && !logits_in_mirror_)
+    host_logits_.resize(size_t(last_position_only_ ? 1 : max_tokens_) *
+                        logits_cols_);
   error_.struct_size = sizeof(error_);
 }
 
@@ -232,9 +322,10 @@ Status FunctionProgram::Run(const int32_t *tokens, int64_t num_tokens,
     return Status(StatusCode::kInvalidArgument,
                   "function '" + name_ + "': " + std::to_string(num_tokens) +
                       " tokens; expected 1.." + std::to_string(max_tokens_));
-  std::memcpy(tokens_in_, tokens, sizeof(int32_t) * num_tokens);
   for (int64_t *d : token_dims_)
     *d = num_tokens;
+  Backend *backend = target_.backend;
+  gemmac_stream *stream = target_.stream ? target_.stream->get() : nullptr;
   gemmac_exec_context ctx{};
   ctx.struct_size = sizeof(ctx);
   ctx.past = past;
@@ -242,10 +333,25 @@ Status FunctionProgram::Run(const int32_t *tokens, int64_t num_tokens,
   ctx.kv = kv.layers();
   ctx.num_kv = kv.num_layers();
   ctx.cancel = cancel;
+  ctx.stream = stream;
+  // The caller's tokens stay put until the stream is done (below).
+  Status s = backend->Copy(tokens_in_, tokens, sizeof(int32_t) * num_tokens,
+                           GEMMAC_COPY_HOST_TO_DEVICE, stream);
+  if (s.ok())
+    s = RunSteps(&ctx);
+  if (s.ok())
+    return FetchLogits(num_tokens, logits);
+  // A call returns with the device idle even when it failed part-way.
+  if (target_.stream != nullptr)
+    (void)target_.stream->Finish();
+  return s;
+}
+
+Status FunctionProgram::RunSteps(gemmac_exec_context *ctx) {
   if (graph_ != nullptr) {
     error_.message[0] = '\0';
     const int32_t rc = graph_backend_->api().execute_graph(
-        graph_backend_->handle(), graph_, &ctx, &error_);
+        graph_backend_->handle(), graph_, ctx, &error_);
     if (rc == GEMMAC_PLUGIN_CANCELLED)
       return Status(StatusCode::kCancelled, "cancelled");
     if (rc != GEMMAC_PLUGIN_OK)
@@ -255,16 +361,29 @@ Status FunctionProgram::Run(const int32_t *tokens, int64_t num_tokens,
                     "function '" + name_ + "' (graph): backend '" +
                         graph_backend_->name() +
                         "' failed: " + Backend::ErrorText(error_));
-    *logits = logits_out_;
     return Status::Ok();
   }
+  gemmac_stream *const stream = ctx->stream;
+  Backend *const device = target_.backend;
   for (const Step &s : steps_) {
-    if (cancel != nullptr && *cancel != 0)
+    if (ctx->cancel != nullptr && *ctx->cancel != 0)
       return Status(StatusCode::kCancelled, "cancelled");
+    if (s.fallback) {
+      // A partition border: what the device wrote must have landed, and the
+      // fallback plugin has no stream of the device's.
+      if (target_.stream != nullptr)
+        GEMMAC_RETURN_IF_ERROR(target_.stream->Finish());
+      for (const Transfer &t : s.to_host)
+        GEMMAC_RETURN_IF_ERROR(
+            device->Copy(t.host, t.device, DenseBytes(*t.shape),
+                         GEMMAC_COPY_DEVICE_TO_HOST, nullptr));
+      ctx->stream = nullptr;
+    }
     error_.message[0] = '\0';
     int32_t rc = s.backend->api().launch(
         s.backend->handle(), s.kernel, &operands_[s.first_in], s.num_in,
-        &operands_[s.first_out], s.num_out, &ctx, &error_);
+        &operands_[s.first_out], s.num_out, ctx, &error_);
+    ctx->stream = stream;
     if (rc == GEMMAC_PLUGIN_CANCELLED)
       return Status(StatusCode::kCancelled, "cancelled");
     if (rc != GEMMAC_PLUGIN_OK)
@@ -273,8 +392,29 @@ Status FunctionProgram::Run(const int32_t *tokens, int64_t num_tokens,
                         : StatusCode::kInternal,
                     s.where + ": backend '" + s.backend->name() +
                         "' failed: " + Backend::ErrorText(error_));
+    for (const Transfer &t : s.to_device)
+      GEMMAC_RETURN_IF_ERROR(device->Copy(t.device, t.host,
+                                          DenseBytes(*t.shape),
+                                          GEMMAC_COPY_HOST_TO_DEVICE, nullptr));
   }
-  *logits = logits_out_;
+  return Status::Ok();
+}
+
+Status FunctionProgram::FetchLogits(int64_t num_tokens, const float **logits) {
+  gemmac_stream *stream = target_.stream ? target_.stream->get() : nullptr;
+  if (host_logits_.empty()) { // host-addressable, or made in the mirror
+    if (target_.stream != nullptr)
+      GEMMAC_RETURN_IF_ERROR(target_.stream->Finish());
+    *logits = logits_out_;
+    return Status::Ok();
+  }
+  const size_t rows = last_position_only_ ? 1 : size_t(num_tokens);
+  GEMMAC_RETURN_IF_ERROR(target_.backend->Copy(
+      host_logits_.data(), logits_out_, rows * logits_cols_ * sizeof(float),
+      GEMMAC_COPY_DEVICE_TO_HOST, stream));
+  if (target_.stream != nullptr)
+    GEMMAC_RETURN_IF_ERROR(target_.stream->Finish());
+  *logits = host_logits_.data();
   return Status::Ok();
 }
 

@@ -674,6 +674,35 @@ int32_t DeviceInfo(gemmac_backend *backend, gemmac_device_info *info,
   return GEMMAC_PLUGIN_OK;
 }
 
+// ABI 1.6: the host is the device, so a copy is a memcpy and the module's
+// mapping is read in place (zero-copy: the kernels stream the page cache).
+// No streams: every launch is done when it returns.
+int32_t Copy(gemmac_backend *backend, void *dst, const void *src, size_t bytes,
+             int32_t kind, gemmac_stream *, gemmac_plugin_error *error) {
+  if (backend == nullptr || kind < GEMMAC_COPY_HOST_TO_DEVICE ||
+      kind > GEMMAC_COPY_DEVICE_TO_DEVICE || (bytes && (!dst || !src)))
+    return Errors(error).Fail(GEMMAC_PLUGIN_INVALID_ARGUMENT,
+                              "cpu: copy: kind %d (expected 0..2) or a null "
+                              "pointer for %zu bytes",
+                              kind, bytes);
+  std::memmove(dst, src, bytes);
+  return GEMMAC_PLUGIN_OK;
+}
+
+int32_t MapWeights(gemmac_backend *backend, const void *host, size_t,
+                   void **device, int32_t *zero_copy,
+                   gemmac_plugin_error *error) {
+  if (backend == nullptr || host == nullptr || device == nullptr ||
+      zero_copy == nullptr)
+    return Errors(error).Fail(GEMMAC_PLUGIN_INVALID_ARGUMENT,
+                              "cpu: map_weights: a null argument");
+  *device = const_cast<void *>(host);
+  *zero_copy = 1;
+  return GEMMAC_PLUGIN_OK;
+}
+
+void UnmapWeights(gemmac_backend *, void *) {}
+
 int32_t Supports(gemmac_backend *backend, const gemmac_op_desc *desc) {
   Errors none(nullptr);
   Desc d;
@@ -1185,6 +1214,9 @@ extern "C" int32_t gemmac_cpu_plugin_entry(uint32_t abi_major,
   table.free = Free;
   table.describe = DescribeBackend;
   table.device_info = DeviceInfo;
+  table.copy = Copy;
+  table.map_weights = MapWeights;
+  table.unmap_weights = UnmapWeights;
   // An older caller's smaller table gets what fits, and no byte past it.
   gemmac_sdk::CopyWhatFits(table, api, api_size);
   return GEMMAC_PLUGIN_OK;

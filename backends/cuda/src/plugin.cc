@@ -1,14 +1,15 @@
-// The CUDA backend plugin ("cuda", plugin ABI 1.4 kernel mode): the ABI table,
+// The CUDA backend plugin ("cuda", plugin ABI 1.6 kernel mode): the ABI table,
 // device and memory management, and each op's launch composed from kernels.h.
 // The same file is the ROCm plugin ("rocm") when built as HIP (backends/rocm):
 // names and messages come from gpu_compat.h (GEMMAC_GPU_PLUGIN,
 // GEMMAC_GPU_API).
 //
 // Memory (ABI 1.x): alloc() returns managed memory, so the runtime's CPU
-// fallback can read the arena and KV caches in place. Weights arrive as host
-// pointers into the mapped module; each is uploaded once and cached per
-// backend (only when it lies in a read-only file mapping, which the runtime's
-// module is: other host memory, e.g. a test's heap buffer, can be freed and
+// fallback can read the arena and KV caches in place. The runtime hands each
+// weight segment to map_weights() (ABI 1.6), which uploads it once to device
+// memory. Host weight pointers (a caller without map_weights) are uploaded
+// once and cached per backend (only when they lie in a read-only file
+// mapping: other host memory, e.g. a test's heap buffer, can be freed and
 // reused at the same address, so it is copied per launch instead). Any other
 // operand not device-accessible is staged through a temporary device buffer.
 // Every launch ends with a stream synchronize: the runtime reads outputs on
@@ -404,6 +405,72 @@ int32_t DeviceInfo(gemmac_backend *bp, gemmac_device_info *info,
   return GEMMAC_PLUGIN_OK;
 }
 
+// ABI 1.6: copies through the runtime API (cudaMemcpyDefault: unified
+// addressing tells the direction), synchronous on the plugin's stream; this
+// plugin offers no streams of its own yet, since its launches stage inputs in
+// temporaries they free before returning.
+int32_t Copy(gemmac_backend *bp, void *dst, const void *src, size_t bytes,
+             int32_t kind, gemmac_stream *, gemmac_plugin_error *err) {
+  auto *b = reinterpret_cast<Backend *>(bp);
+  if (b == nullptr || kind < GEMMAC_COPY_HOST_TO_DEVICE ||
+      kind > GEMMAC_COPY_DEVICE_TO_DEVICE || (bytes && (!dst || !src)))
+    return FailAs(GEMMAC_GPU_PLUGIN, err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
+                  "copy: kind %d (expected 0..2) or a null pointer for %zu "
+                  "bytes",
+                  kind, bytes);
+  if (bytes == 0)
+    return GEMMAC_PLUGIN_OK;
+  (void)gpuSetDevice(b->device);
+  gpuError_t e = gpuMemcpyAsync(dst, src, bytes, gpuMemcpyDefault, b->stream);
+  if (e == gpuSuccess)
+    e = gpuStreamSynchronize(b->stream);
+  if (e != gpuSuccess)
+    return FailAs(GEMMAC_GPU_PLUGIN, err, GEMMAC_PLUGIN_INTERNAL,
+                  "copy of %zu bytes: " GEMMAC_GPU_API "MemcpyAsync: %s", bytes,
+                  gpuGetErrorString(e));
+  return GEMMAC_PLUGIN_OK;
+}
+
+// ABI 1.6: each weight segment is uploaded once, when the session starts,
+// into device memory (HBM bandwidth for decode, not PCIe); launches then
+// find its tensors device-accessible and read them in place.
+int32_t MapWeights(gemmac_backend *bp, const void *host, size_t bytes,
+                   void **device, int32_t *zero_copy,
+                   gemmac_plugin_error *err) {
+  auto *b = reinterpret_cast<Backend *>(bp);
+  if (b == nullptr || host == nullptr || device == nullptr ||
+      zero_copy == nullptr)
+    return FailAs(GEMMAC_GPU_PLUGIN, err, GEMMAC_PLUGIN_INVALID_ARGUMENT,
+                  "map_weights: a null argument");
+  (void)gpuSetDevice(b->device);
+  void *d = nullptr;
+  gpuError_t e = gpuMalloc(&d, bytes ? bytes : 16);
+  if (e != gpuSuccess) {
+    (void)gpuGetLastError();
+    return FailAs(GEMMAC_GPU_PLUGIN, err, GEMMAC_PLUGIN_OUT_OF_MEMORY,
+                  "map_weights: " GEMMAC_GPU_API "Malloc of %zu bytes: %s",
+                  bytes, gpuGetErrorString(e));
+  }
+  e = gpuMemcpy(d, host, bytes, gpuMemcpyDefault);
+  if (e != gpuSuccess) {
+    (void)gpuFree(d);
+    return FailAs(GEMMAC_GPU_PLUGIN, err, GEMMAC_PLUGIN_INTERNAL,
+                  "map_weights: " GEMMAC_GPU_API "Memcpy of %zu bytes: %s",
+                  bytes, gpuGetErrorString(e));
+  }
+  *device = d;
+  *zero_copy = 0;
+  return GEMMAC_PLUGIN_OK;
+}
+
+void UnmapWeights(gemmac_backend *bp, void *device) {
+  auto *b = reinterpret_cast<Backend *>(bp);
+  if (b == nullptr || device == nullptr)
+    return;
+  (void)gpuSetDevice(b->device);
+  (void)gpuFree(device);
+}
+
 // ---- launch ----------------------------------------------------------------
 
 #define GEMMAC_TRY(expr)                                                       \
@@ -706,6 +773,9 @@ extern "C" GEMMAC_PLUGIN_EXPORT int32_t gemmac_plugin_entry(
   table.free = Free;
   table.describe = Describe;
   table.device_info = DeviceInfo;
+  table.copy = Copy;
+  table.map_weights = MapWeights;
+  table.unmap_weights = UnmapWeights;
   // An older caller's smaller table gets what fits, and no byte past it.
   gemmac_sdk::CopyWhatFits(table, api, api_size);
   return GEMMAC_PLUGIN_OK;

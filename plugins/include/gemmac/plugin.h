@@ -14,7 +14,16 @@
  *
  * Memory: tensors handed to launch() are described by gemmac_tensor; the
  * memory they point at belongs to the caller (the runtime) for the duration of
- * the call. Weights point straight into the mapped module file (read-only).
+ * the call. Weights point straight into the mapped module file (read-only),
+ * or, when the plugin has map_weights() (ABI 1.6), at what it returned.
+ *
+ * Order of work (ABI 1.6): without streams every call is synchronous. A
+ * plugin with streams may enqueue a launch (or a copy) given a stream and
+ * return before it ran; work on one stream runs in order, and the caller
+ * synchronizes (synchronize_stream, or an event) before the host or another
+ * plugin touches what the work wrote. The gemmac_tensor and exec_context
+ * structs themselves may be reused as soon as the call returns: a plugin that
+ * defers work copies what it needs.
  *
  * Plain C11; depends on nothing but the C standard library.
  */
@@ -29,7 +38,7 @@ extern "C" {
 #endif
 
 #define GEMMAC_PLUGIN_ABI_MAJOR 1
-#define GEMMAC_PLUGIN_ABI_MINOR 5
+#define GEMMAC_PLUGIN_ABI_MINOR 6
 
 #if defined(_WIN32)
 #define GEMMAC_PLUGIN_EXPORT __declspec(dllexport)
@@ -198,6 +207,9 @@ typedef struct gemmac_kv_cache {
   float* v_scale;
 } gemmac_kv_cache;
 
+typedef struct gemmac_stream gemmac_stream; /* an in-order work queue (1.6) */
+typedef struct gemmac_event gemmac_event;   /* a point in a stream (1.6) */
+
 /* Per-call state the VM passes to every launch of one function call. */
 typedef struct gemmac_exec_context {
   size_t struct_size;
@@ -210,7 +222,18 @@ typedef struct gemmac_exec_context {
   uint32_t num_kv;
   /* Set from another thread to ask the kernel to stop early (optional). */
   const volatile int32_t* cancel;
+  /* ABI 1.6: the stream to enqueue on (NULL: run before returning). Only set
+   * for a plugin that has streams; see "Order of work" above. */
+  gemmac_stream* stream;
 } gemmac_exec_context;
+
+/* ABI 1.6: the direction of copy(). "Device" memory is what alloc() or
+ * map_weights() returned; "host" memory is ordinary process memory. */
+typedef enum gemmac_copy_kind {
+  GEMMAC_COPY_HOST_TO_DEVICE = 0,
+  GEMMAC_COPY_DEVICE_TO_HOST = 1,
+  GEMMAC_COPY_DEVICE_TO_DEVICE = 2,
+} gemmac_copy_kind;
 
 /* Options for create(). */
 typedef struct gemmac_backend_options {
@@ -226,7 +249,12 @@ typedef enum gemmac_device_kind {
 } gemmac_device_kind;
 
 /* Capability flags of gemmac_device_info. */
-#define GEMMAC_DEVICE_HOST_ADDRESSABLE 0x1u /* alloc() memory: host can read */
+/* alloc() memory: the host can read and write it. A device without it (ABI
+ * 1.6) must have copy(): the runtime then moves tokens in, logits out and
+ * the activations at a CPU-fallback border with copy(), and never
+ * dereferences device memory itself. A plugin without device_info is taken
+ * to be host-addressable, as ABI 1.0-1.5 required. */
+#define GEMMAC_DEVICE_HOST_ADDRESSABLE 0x1u
 #define GEMMAC_DEVICE_GRAPH_MODE 0x2u       /* compile_graph is available */
 
 typedef struct gemmac_device_info {
@@ -308,9 +336,10 @@ typedef struct gemmac_plugin_api {
                     const gemmac_exec_context* context,
                     gemmac_plugin_error* error);
 
-  /* Memory for activations and KV caches. In ABI 1.x it must be addressable
-   * by the host CPU (host or managed memory): instructions this plugin's
-   * supports() refuses run on the CPU plugin, in the same arena and caches. */
+  /* Memory for activations and KV caches. Host-addressable memory (host or
+   * managed) lets instructions this plugin's supports() refuses run on the
+   * CPU plugin in the same arena and caches; otherwise (ABI 1.6, see
+   * GEMMAC_DEVICE_HOST_ADDRESSABLE) the runtime copies at the borders. */
   void* (*alloc)(gemmac_backend* backend, size_t bytes, size_t alignment);
   void (*free)(gemmac_backend* backend, void* ptr);
 
@@ -336,6 +365,46 @@ typedef struct gemmac_plugin_api {
    * bytes) about the device this instance runs on. */
   int32_t (*device_info)(gemmac_backend* backend, gemmac_device_info* info,
                          gemmac_plugin_error* error);
+
+  /* ABI 1.6 (all NULL or all set): streams and events. A stream runs its
+   * work in order; synchronize_stream() waits for all of it and returns the
+   * first error a deferred launch or copy met. record_event() marks the
+   * stream's current end; wait_event() makes a stream wait for it (on the
+   * device, the host goes on); synchronize_event() makes the host wait. */
+  int32_t (*create_stream)(gemmac_backend* backend, gemmac_stream** out,
+                           gemmac_plugin_error* error);
+  void (*destroy_stream)(gemmac_backend* backend, gemmac_stream* stream);
+  int32_t (*synchronize_stream)(gemmac_backend* backend,
+                                gemmac_stream* stream,
+                                gemmac_plugin_error* error);
+  int32_t (*create_event)(gemmac_backend* backend, gemmac_event** out,
+                          gemmac_plugin_error* error);
+  void (*destroy_event)(gemmac_backend* backend, gemmac_event* event);
+  int32_t (*record_event)(gemmac_backend* backend, gemmac_event* event,
+                          gemmac_stream* stream, gemmac_plugin_error* error);
+  int32_t (*wait_event)(gemmac_backend* backend, gemmac_stream* stream,
+                        gemmac_event* event, gemmac_plugin_error* error);
+  int32_t (*synchronize_event)(gemmac_backend* backend, gemmac_event* event,
+                               gemmac_plugin_error* error);
+
+  /* ABI 1.6 (may be NULL; required without GEMMAC_DEVICE_HOST_ADDRESSABLE):
+   * copies bytes (kind: gemmac_copy_kind). With a stream it may be enqueued:
+   * a host buffer then stays untouched until the stream is synchronized.
+   * With NULL it is done when copy() returns. */
+  int32_t (*copy)(gemmac_backend* backend, void* dst, const void* src,
+                  size_t bytes, int32_t kind, gemmac_stream* stream,
+                  gemmac_plugin_error* error);
+
+  /* ABI 1.6 (both NULL or both set): weights. The runtime maps each weight
+   * segment of a module once: host is page-aligned, read-only, and stays
+   * mapped until unmap_weights(). *device gets the address kernels read the
+   * segment at: host itself where the device reads host memory (zero-copy:
+   * set *zero_copy to 1), or device memory the plugin filled once (0).
+   * Launches then get weight tensors inside [*device, *device + bytes). */
+  int32_t (*map_weights)(gemmac_backend* backend, const void* host,
+                         size_t bytes, void** device, int32_t* zero_copy,
+                         gemmac_plugin_error* error);
+  void (*unmap_weights)(gemmac_backend* backend, void* device);
 } gemmac_plugin_api;
 
 /* The one exported symbol of a plugin shared library. The runtime passes the

@@ -1,9 +1,9 @@
-//===- HFConfig.cpp - parse a Hugging Face Gemma 3 config.json ------------===//
+//===- HFConfig.cpp - parse a Hugging Face Gemma config.json --------------===//
 //
-// Defaults are those of transformers' Gemma3TextConfig, because that is what
-// every consumer of these checkpoints applies; without them the released
-// multimodal configs (which omit heads, head_dim, vocab_size, ...) would not
-// parse.
+// Defaults are those of transformers' GemmaConfig (Gemma 1, CodeGemma),
+// Gemma2Config and Gemma3TextConfig, because that is what every consumer of
+// these checkpoints applies; without them the released multimodal configs
+// (which omit heads, head_dim, vocab_size, ...) would not parse.
 //
 //===----------------------------------------------------------------------===//
 
@@ -191,9 +191,66 @@ LogicalResult parseTokenIds(const ConfigReader &r,
   return success();
 }
 
+/// transformers' defaults of the keys a config may omit, per family. Gemma 3's
+/// are the TextConfig member initializers.
+void applyFamilyDefaults(TextConfig &c) {
+  switch (c.family) {
+  case GemmaFamily::Gemma1: // GemmaConfig
+    c.numHeads = 16;
+    c.numKvHeads = 16;
+    c.headDim = 256;
+    c.vocabSize = 256000;
+    c.maxPositionEmbeddings = 8192;
+    c.slidingWindow = 0;
+    c.ropeTheta = 10000.0;
+    break;
+  case GemmaFamily::Gemma2: // Gemma2Config
+    c.numHeads = 8;
+    c.numKvHeads = 4;
+    c.headDim = 256;
+    c.vocabSize = 256000;
+    c.maxPositionEmbeddings = 8192;
+    c.slidingWindow = 4096;
+    c.ropeTheta = 10000.0;
+    c.queryPreAttnScalar = 256.0;
+    c.attnSoftcap = 50.0;
+    c.finalSoftcap = 30.0;
+    break;
+  case GemmaFamily::Gemma3:
+    break;
+  }
+}
+
+/// The MLP activation. transformers' Gemma MLPs read `hidden_activation`;
+/// GemmaMLP replaces an absent (or null) one by gelu_pytorch_tanh and ignores
+/// `hidden_act`, which is why the first Gemma 1 configs, written with
+/// `"hidden_act": "gelu"`, run the tanh approximation everywhere.
+LogicalResult checkActivation(const ConfigReader &r,
+                              const llvm::json::Object &obj, StringRef scope) {
+  const llvm::json::Value *value = obj.get("hidden_activation");
+  if (!value || value->getAsNull())
+    return success();
+  std::optional<StringRef> act = value->getAsString();
+  if (!act)
+    return r.error("hidden_activation")
+           << "key '" << scope
+           << "hidden_activation': expected a string, found "
+           << kindName(*value);
+  if (*act != "gelu_pytorch_tanh")
+    return r.error("hidden_activation")
+           << "key '" << scope << "hidden_activation': expected "
+           << "\"gelu_pytorch_tanh\" (the GELU tanh approximation of every "
+              "Gemma), found \""
+           << *act << "\"";
+  return success();
+}
+
 LogicalResult parseTextKeys(const ConfigReader &r,
                             const llvm::json::Object &obj, StringRef scope,
                             TextConfig &c) {
+  applyFamilyDefaults(c);
+  const bool gemma1 = c.family == GemmaFamily::Gemma1;
+  const bool gemma3 = c.family == GemmaFamily::Gemma3;
   if (failed(r.getInt(obj, scope, "hidden_size", c.hiddenSize, true)) ||
       failed(r.getInt(obj, scope, "intermediate_size", c.intermediateSize,
                       true)) ||
@@ -205,17 +262,36 @@ LogicalResult parseTextKeys(const ConfigReader &r,
       failed(r.getInt(obj, scope, "vocab_size", c.vocabSize, false)) ||
       failed(r.getInt(obj, scope, "max_position_embeddings",
                       c.maxPositionEmbeddings, false)) ||
-      failed(r.getInt(obj, scope, "sliding_window", c.slidingWindow, false)) ||
       failed(r.getNumber(obj, scope, "rope_theta", c.ropeTheta, false)) ||
-      failed(r.getNumber(obj, scope, "rope_local_base_freq", c.ropeLocalTheta,
-                         false)) ||
-      failed(r.getNumber(obj, scope, "query_pre_attn_scalar",
-                         c.queryPreAttnScalar, false)) ||
       failed(r.getNumber(obj, scope, "rms_norm_eps", c.rmsNormEps, false)) ||
-      failed(r.getNumber(obj, scope, "attn_logit_softcapping", c.attnSoftcap,
-                         true)) ||
-      failed(r.getNumber(obj, scope, "final_logit_softcapping", c.finalSoftcap,
-                         true)))
+      failed(checkActivation(r, obj, scope)))
+    return failure();
+  // The layer list below is sized by this: a hand-edited count must be an
+  // error, not an endless loop (the GGUF reader has the same bound).
+  if (c.numLayers > 4096)
+    return r.error("num_hidden_layers")
+           << "key '" << scope << "num_hidden_layers': expected at most "
+           << "4096, found " << c.numLayers;
+  // Gemma 1 has no window, no soft-caps and scales the scores by
+  // head_dim^-1/2 (GemmaAttention); keys of later generations are ignored,
+  // as transformers ignores them.
+  if (gemma1) {
+    c.queryPreAttnScalar = static_cast<double>(c.headDim);
+  } else if (failed(r.getInt(obj, scope, "sliding_window", c.slidingWindow,
+                             false)) ||
+             failed(r.getNumber(obj, scope, "query_pre_attn_scalar",
+                                c.queryPreAttnScalar, false)) ||
+             failed(r.getNumber(obj, scope, "attn_logit_softcapping",
+                                c.attnSoftcap, true)) ||
+             failed(r.getNumber(obj, scope, "final_logit_softcapping",
+                                c.finalSoftcap, true))) {
+    return failure();
+  }
+  // Gemma 1 and 2 have one theta for every layer.
+  if (!gemma3)
+    c.ropeLocalTheta = c.ropeTheta;
+  else if (failed(r.getNumber(obj, scope, "rope_local_base_freq",
+                              c.ropeLocalTheta, false)))
     return failure();
 
   if (c.numHeads % c.numKvHeads != 0)
@@ -229,9 +305,14 @@ LogicalResult parseTextKeys(const ConfigReader &r,
                                   "pairs dimensions), found "
                                << c.headDim;
 
-  // rope_scaling: null/absent, or {rope_type: linear, factor}.
+  // rope_scaling: null/absent, or (Gemma 3) {rope_type: linear, factor} for
+  // the global layers. No Gemma 1/2 checkpoint scales RoPE.
   if (const llvm::json::Value *rs = obj.get("rope_scaling");
       rs && !rs->getAsNull()) {
+    if (!gemma3)
+      return r.error("rope_scaling")
+             << "key '" << scope << "rope_scaling': expected null for model "
+             << "type \"" << c.modelType << "\", found " << kindName(*rs);
     const llvm::json::Object *scaling = rs->getAsObject();
     if (!scaling)
       return r.error("rope_scaling")
@@ -254,10 +335,14 @@ LogicalResult parseTextKeys(const ConfigReader &r,
     c.ropeScalingFactor = *factor;
   }
 
-  // The layer pattern: layer_types when present, else sliding_window_pattern.
+  // The layer pattern: Gemma 1 has only global layers; Gemma 2/3 read
+  // layer_types when present, else their family's rule.
   c.layerIsSliding.clear();
-  if (const llvm::json::Value *lt = obj.get("layer_types");
-      lt && !lt->getAsNull()) {
+  if (gemma1) {
+    c.layerIsSliding.assign(c.numLayers, false);
+    c.layerPatternSource = "none (Gemma 1: every layer global)";
+  } else if (const llvm::json::Value *lt = obj.get("layer_types");
+             lt && !lt->getAsNull()) {
     const llvm::json::Array *types = lt->getAsArray();
     if (!types)
       return r.error("layer_types")
@@ -281,6 +366,11 @@ LogicalResult parseTextKeys(const ConfigReader &r,
                << (s ? ("\"" + *s + "\"").str() : kindName(element).str());
     }
     c.layerPatternSource = "layer_types";
+  } else if (!gemma3) {
+    // Gemma2Config: layer i is sliding when (i + 1) % 2 != 0.
+    for (int64_t i = 0; i < c.numLayers; ++i)
+      c.layerIsSliding.push_back(i % 2 == 0);
+    c.layerPatternSource = "alternating (Gemma 2)";
   } else {
     int64_t pattern = 6;
     if (failed(r.getInt(obj, scope, "sliding_window_pattern", pattern, false)))
@@ -326,10 +416,11 @@ FailureOr<TextConfig> parseHFConfig(StringRef path, MLIRContext *context) {
         c.architecture = a->str();
 
   const llvm::json::Value *modelType = root->get("model_type");
+  static constexpr const char *kKnownTypes =
+      "\"gemma\", \"gemma2\", \"gemma3_text\" or \"gemma3\"";
   if (!modelType) {
-    r.error("")
-        << "missing required key 'model_type': expected \"gemma3_text\" "
-           "or \"gemma3\"";
+    r.error("") << "missing required key 'model_type': expected "
+                << kKnownTypes;
     return failure();
   }
   std::optional<StringRef> type = modelType->getAsString();
@@ -339,25 +430,33 @@ FailureOr<TextConfig> parseHFConfig(StringRef path, MLIRContext *context) {
     return failure();
   }
   c.modelType = type->str();
-  if (*type == "gemma" || *type == "gemma2" || *type == "gemma3n" ||
-      *type == "gemma3n_text") {
+  if (*type == "gemma3n" || *type == "gemma3n_text") {
     r.error("model_type")
         << "key 'model_type': \"" << *type
-        << "\" is not supported yet (expected \"gemma3_text\" "
-           "or \"gemma3\")";
+        << "\" (Gemma 3n) is not supported: its decoder adds per-layer "
+           "embeddings, AltUp, LAuReL and KV sharing to Gemma 3 (expected "
+        << kKnownTypes << ")";
     return failure();
   }
-  if (*type != "gemma3_text" && *type != "gemma3") {
+  if (*type == "gemma") {
+    c.family = GemmaFamily::Gemma1;
+  } else if (*type == "gemma2") {
+    c.family = GemmaFamily::Gemma2;
+  } else if (*type == "gemma3_text" || *type == "gemma3") {
+    c.family = GemmaFamily::Gemma3;
+  } else {
     r.error("model_type") << "key 'model_type': unknown model type \"" << *type
-                          << "\" (expected \"gemma3_text\" or \"gemma3\")";
+                          << "\" (expected " << kKnownTypes << ")";
     return failure();
   }
   if (failed(r.getString(*root, "", "torch_dtype", c.torchDtype)))
     return failure();
 
-  if (*type == "gemma3_text") {
+  if (*type != "gemma3") {
     if (c.architecture.empty())
-      c.architecture = "Gemma3ForCausalLM";
+      c.architecture = c.family == GemmaFamily::Gemma1   ? "GemmaForCausalLM"
+                       : c.family == GemmaFamily::Gemma2 ? "Gemma2ForCausalLM"
+                                                         : "Gemma3ForCausalLM";
     if (failed(parseTextKeys(r, *root, "", c)))
       return failure();
     return c;
@@ -396,8 +495,21 @@ FailureOr<TextConfig> parseHFConfig(StringRef path, MLIRContext *context) {
   return c;
 }
 
+StringRef familyName(GemmaFamily family) {
+  switch (family) {
+  case GemmaFamily::Gemma1:
+    return "gemma1";
+  case GemmaFamily::Gemma2:
+    return "gemma2";
+  case GemmaFamily::Gemma3:
+    return "gemma3";
+  }
+  return "gemma3";
+}
+
 void describeConfig(const TextConfig &c, llvm::raw_ostream &os) {
   os << "config: " << c.configPath << "\n";
+  os << "family: " << familyName(c.family) << "\n";
   os << "architecture: " << c.architecture << "\n";
   os << "model_type: " << c.modelType
      << (c.nested ? " (nested text_config)" : "") << "\n";
@@ -407,7 +519,10 @@ void describeConfig(const TextConfig &c, llvm::raw_ostream &os) {
   os << "heads: " << c.numHeads << "\n";
   os << "kv_heads: " << c.numKvHeads << "\n";
   os << "head_dim: " << c.headDim << "\n";
-  os << "window: " << c.slidingWindow << "\n";
+  if (c.slidingWindow > 0 && llvm::is_contained(c.layerIsSliding, true))
+    os << "window: " << c.slidingWindow << "\n";
+  else
+    os << "window: none\n";
   os << "layer_pattern_source: " << c.layerPatternSource << "\n";
   os << "layer_pattern: ";
   for (bool sliding : c.layerIsSliding)

@@ -1,14 +1,16 @@
 //===- HFConfig.h - the text-model config of a HF checkpoint ------*- C++
 //-*-===//
 //
-// Reads a Hugging Face `config.json` into the hyper-parameters of a Gemma 3
-// text decoder. Both layouts are accepted: the flat `Gemma3ForCausalLM`
-// config (`model_type: gemma3_text`) and the nested
-// `Gemma3ForConditionalGeneration` one (`model_type: gemma3`, text part under
-// `text_config`). Keys that transformers' Gemma3TextConfig gives a default to
-// may be omitted (the released 4B/12B/27B configs rely on that); the sizes of
-// the model (hidden_size, intermediate_size, num_hidden_layers) are required.
-// Called by the HF importer and by `gemma-compile --describe-config`.
+// Reads a Hugging Face `config.json` into the hyper-parameters of a Gemma
+// text decoder of any generation: `model_type: gemma` (Gemma 1 and CodeGemma,
+// `GemmaForCausalLM`), `gemma2` (`Gemma2ForCausalLM`), and Gemma 3 in both
+// layouts, the flat `Gemma3ForCausalLM` config (`gemma3_text`) and the nested
+// `Gemma3ForConditionalGeneration` one (`gemma3`, text part under
+// `text_config`). Keys that transformers' GemmaConfig, Gemma2Config or
+// Gemma3TextConfig gives a default to may be omitted (the released 4B/12B/27B
+// configs rely on that); the sizes of the model (hidden_size,
+// intermediate_size, num_hidden_layers) are required. Called by the HF
+// importer and by `gemma-compile --describe-config`.
 //
 //===----------------------------------------------------------------------===//
 
@@ -36,7 +38,7 @@ struct TextConfig {
   GemmaFamily family = GemmaFamily::Gemma3;
   std::string configPath;   // absolute path of config.json
   std::string architecture; // architectures[0], e.g. "Gemma3ForCausalLM"
-  std::string modelType;    // top-level model_type: gemma3_text or gemma3
+  std::string modelType;    // top-level model_type: gemma, gemma2, gemma3...
   bool nested = false;      // text part under text_config
   int64_t hiddenSize = 0;
   int64_t intermediateSize = 0;
@@ -46,12 +48,16 @@ struct TextConfig {
   int64_t headDim = 256;
   int64_t vocabSize = 262208;
   int64_t maxPositionEmbeddings = 131072;
+  /// 0 for Gemma 1, which has no sliding-window layers.
   int64_t slidingWindow = 4096;
   /// One entry per layer: true for a sliding-window (local) layer.
   llvm::SmallVector<bool> layerIsSliding;
-  /// Where the pattern came from: "layer_types" or "sliding_window_pattern N".
+  /// Where the pattern came from: "layer_types", "sliding_window_pattern N",
+  /// "alternating (Gemma 2)" or "none (Gemma 1: every layer global)".
   std::string layerPatternSource;
   double ropeTheta = 1000000.0;
+  /// Theta of the sliding layers; Gemma 1/2 have one theta, equal to
+  /// ropeTheta.
   double ropeLocalTheta = 10000.0;
   /// Linear RoPE scaling of the global layers; 1 when rope_scaling is null.
   double ropeScalingFactor = 1.0;
@@ -72,6 +78,10 @@ struct TextConfig {
 /// location in the file, naming the key, what was found and what was expected.
 mlir::FailureOr<TextConfig> parseHFConfig(llvm::StringRef path,
                                           mlir::MLIRContext *context);
+
+/// "gemma1", "gemma2" or "gemma3": the family's name in the module's
+/// `gemma.config` and in describeConfig.
+llvm::StringRef familyName(GemmaFamily family);
 
 /// Prints the parsed text-model config in the stable, line-per-field form that
 /// `gemma-compile --describe-config` shows and the lit tests check.

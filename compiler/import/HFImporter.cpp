@@ -1,9 +1,11 @@
-//===- HFImporter.cpp - Hugging Face Gemma 3 checkpoint -> gemma IR -------===//
+//===- HFImporter.cpp - Hugging Face Gemma checkpoint -> gemma IR ---------===//
 //
-// The decoder is written exactly as docs/ops.md "A Gemma 3 decoder layer"
-// lists it; both functions get the same body, they differ only in
-// gemma.max_tokens. Weight ops are created once per function and name the HF
-// tensor, so a diagnostic from any later phase points at the tensor.
+// The Gemma 3 decoder is written exactly as docs/ops.md "A Gemma 3 decoder
+// layer" lists it; Gemma 2 is the same block without QK-norm and with one
+// theta, Gemma 1 the pre-norm block (docs/families.md). Both functions get
+// the same body, they differ only in gemma.max_tokens. Weight ops are created
+// once per function and name the HF tensor, so a diagnostic from any later
+// phase points at the tensor.
 //
 //===----------------------------------------------------------------------===//
 
@@ -178,23 +180,28 @@ func::FuncOp Importer::buildFunction(StringRef name, int64_t maxTokens) {
 
   const float attnScale =
       static_cast<float>(1.0 / std::sqrt(c.queryPreAttnScalar));
+  const bool gemma1 = c.family == GemmaFamily::Gemma1;
+  const bool qkNorm = c.family == GemmaFamily::Gemma3;
   for (int64_t i = 0; i < c.numLayers; ++i) {
     const std::string l = "layers." + std::to_string(i) + ".";
     const bool sliding = c.layerIsSliding[i];
     Location attnLoc = nameLoc(prefix + l + "self_attn");
     Location mlpLoc = nameLoc(prefix + l + "mlp");
+    // Only Gemma 3 has a second theta (local layers) and scales RoPE on its
+    // global layers; Gemma 1/2 use rope_theta everywhere.
     const float theta =
-        static_cast<float>(sliding ? c.ropeLocalTheta : c.ropeTheta);
+        static_cast<float>(qkNorm && sliding ? c.ropeLocalTheta : c.ropeTheta);
     const float ropeScale =
-        static_cast<float>(sliding ? 1.0 : c.ropeScalingFactor);
+        static_cast<float>(qkNorm && !sliding ? c.ropeScalingFactor : 1.0);
 
     Value h = rmsNorm(x, l + "input_layernorm.weight",
                       nameLoc(prefix + l + "input_layernorm"));
     auto projectRope = [&](StringRef which, int64_t width) {
       Value p = linear(h, (l + "self_attn." + which + "_proj.weight").str(),
                        width, attnLoc);
-      p = rmsNorm(p, (l + "self_attn." + which + "_norm.weight").str(),
-                  attnLoc);
+      if (qkNorm)
+        p = rmsNorm(p, (l + "self_attn." + which + "_norm.weight").str(),
+                    attnLoc);
       return b
           .create<gemma::RopeOp>(
               attnLoc, p.getType(), p, b.getI64IntegerAttr(c.headDim),
@@ -211,17 +218,24 @@ func::FuncOp Importer::buildFunction(StringRef name, int64_t maxTokens) {
         b.getI64IntegerAttr(sliding ? c.slidingWindow : 0),
         b.getF32FloatAttr(static_cast<float>(c.attnSoftcap)));
     a = linear(a, l + "self_attn.o_proj.weight", hidden, attnLoc);
-    a = rmsNorm(a, l + "post_attention_layernorm.weight", attnLoc);
+    // Gemma 1 is pre-norm only: its post_attention_layernorm is the norm in
+    // front of the MLP. Gemma 2/3 norm each branch's output too (sandwich).
+    if (!gemma1)
+      a = rmsNorm(a, l + "post_attention_layernorm.weight", attnLoc);
     x = b.create<gemma::AddOp>(attnLoc, x, a);
 
-    h = rmsNorm(x, l + "pre_feedforward_layernorm.weight", mlpLoc);
+    h = rmsNorm(x,
+                l + (gemma1 ? "post_attention_layernorm.weight"
+                            : "pre_feedforward_layernorm.weight"),
+                mlpLoc);
     Value gate =
         linear(h, l + "mlp.gate_proj.weight", c.intermediateSize, mlpLoc);
     gate = b.create<gemma::GeluTanhOp>(mlpLoc, gate);
     Value up = linear(h, l + "mlp.up_proj.weight", c.intermediateSize, mlpLoc);
     Value m = b.create<gemma::MulOp>(mlpLoc, gate, up);
     m = linear(m, l + "mlp.down_proj.weight", hidden, mlpLoc);
-    m = rmsNorm(m, l + "post_feedforward_layernorm.weight", mlpLoc);
+    if (!gemma1)
+      m = rmsNorm(m, l + "post_feedforward_layernorm.weight", mlpLoc);
     x = b.create<gemma::AddOp>(mlpLoc, x, m);
   }
 
@@ -240,7 +254,7 @@ DictionaryAttr Importer::configAttr() {
   auto f32 = [&](double v) { return b.getF32FloatAttr(static_cast<float>(v)); };
   auto i64 = [&](int64_t v) { return b.getI64IntegerAttr(v); };
   NamedAttrList attrs;
-  attrs.append("family", b.getStringAttr("gemma3"));
+  attrs.append("family", b.getStringAttr(familyName(c.family)));
   attrs.append("architecture", b.getStringAttr(c.architecture));
   attrs.append("hidden_size", i64(c.hiddenSize));
   attrs.append("intermediate_size", i64(c.intermediateSize));
@@ -290,7 +304,11 @@ DictionaryAttr Importer::chatAttr() {
   attrs.append("turn_end", b.getStringAttr("<end_of_turn>"));
   attrs.append("user_role", b.getStringAttr("user"));
   attrs.append("model_role", b.getStringAttr("model"));
-  attrs.append("system", b.getStringAttr("fold_into_first_user"));
+  // Gemma 3's chat template prepends a system message to the first user
+  // turn; Gemma 1/2's raise "System role not supported", and so do we.
+  attrs.append("system", b.getStringAttr(c.family == GemmaFamily::Gemma3
+                                             ? "fold_into_first_user"
+                                             : "reject"));
   return attrs.getDictionary(context);
 }
 
@@ -306,8 +324,9 @@ OwningOpRef<ModuleOp> Importer::build() {
   return module;
 }
 
-/// The text tensors a Gemma 3 decoder of `c` needs, with their HF shapes,
-/// relative to the text prefix.
+/// The text tensors a decoder of `c` needs, with their HF shapes, relative to
+/// the text prefix. Gemma 1 has only the two pre-norms per layer; Gemma 2 adds
+/// the post-norms of the sandwich; Gemma 3 adds QK-norm.
 llvm::SmallVector<ExpectedTensor> expectedTensors(const TextConfig &c) {
   const int64_t h = c.hiddenSize, q = c.numHeads * c.headDim,
                 kv = c.numKvHeads * c.headDim, ff = c.intermediateSize,
@@ -321,11 +340,15 @@ llvm::SmallVector<ExpectedTensor> expectedTensors(const TextConfig &c) {
     out.push_back({l + "self_attn.k_proj.weight", {kv, h}, false});
     out.push_back({l + "self_attn.v_proj.weight", {kv, h}, false});
     out.push_back({l + "self_attn.o_proj.weight", {h, q}, false});
-    out.push_back({l + "self_attn.q_norm.weight", {d}, true});
-    out.push_back({l + "self_attn.k_norm.weight", {d}, true});
+    if (c.family == GemmaFamily::Gemma3) {
+      out.push_back({l + "self_attn.q_norm.weight", {d}, true});
+      out.push_back({l + "self_attn.k_norm.weight", {d}, true});
+    }
     out.push_back({l + "post_attention_layernorm.weight", {h}, true});
-    out.push_back({l + "pre_feedforward_layernorm.weight", {h}, true});
-    out.push_back({l + "post_feedforward_layernorm.weight", {h}, true});
+    if (c.family != GemmaFamily::Gemma1) {
+      out.push_back({l + "pre_feedforward_layernorm.weight", {h}, true});
+      out.push_back({l + "post_feedforward_layernorm.weight", {h}, true});
+    }
     out.push_back({l + "mlp.gate_proj.weight", {ff, h}, false});
     out.push_back({l + "mlp.up_proj.weight", {ff, h}, false});
     out.push_back({l + "mlp.down_proj.weight", {h, ff}, false});
@@ -421,8 +444,11 @@ OwningOpRef<ModuleOp> importHFCheckpoint(StringRef dir,
     const SafetensorsTensor &t = index->find(extras.front())->second;
     emitError(FileLineColLoc::get(context, t.file, 0, 0))
         << "unexpected tensor '" << extras.front() << "' (" << extras.size()
-        << " tensor(s) not part of a Gemma 3 text model with "
-        << config->numLayers << " layers)";
+        << " tensor(s) not part of a "
+        << (config->family == GemmaFamily::Gemma1   ? "Gemma 1"
+            : config->family == GemmaFamily::Gemma2 ? "Gemma 2"
+                                                    : "Gemma 3")
+        << " text model with " << config->numLayers << " layers)";
     return nullptr;
   }
 

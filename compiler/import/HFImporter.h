@@ -1,9 +1,11 @@
-//===- HFImporter.h - Hugging Face Gemma 3 checkpoint -> gemma IR -*- C++
+//===- HFImporter.h - Hugging Face Gemma checkpoint -> gemma IR ---*- C++
 //-*-===//
 //
 // Turns a Hugging Face checkpoint directory (config.json, safetensors files,
-// tokenizer.model) into a `gemma` dialect module with two functions,
-// `@prefill` (up to `maxChunk` tokens a call) and `@decode` (one token), whose
+// tokenizer.model) of any Gemma text generation (Gemma 1 / CodeGemma, Gemma 2,
+// Gemma 3; TextConfig::family picks the block) into a `gemma` dialect module
+// with two functions, `@prefill` (up to `maxChunk` tokens a call) and
+// `@decode` (one token), whose
 // weights are `gemma.weight` references into the safetensors files. Module
 // attributes carry what the bytecode emitter needs besides the program:
 // `gemma.config`, `gemma.tokenizer` (absolute path of tokenizer.model),
@@ -51,7 +53,8 @@ mlir::LogicalResult checkTextTensors(const TextConfig &config,
                                      llvm::StringRef prefix,
                                      mlir::Location where);
 
-/// Builds (and verifies) the `gemma` module of a decoder of `config` whose
+/// Builds (and verifies) the `gemma` module of a decoder of `config` (its
+/// `family` picks the block and the chat format's system rule) whose
 /// tensors `index` lists under HF names relative to `prefix`; the common back
 /// half of every importer. Call checkTextTensors first.
 mlir::OwningOpRef<mlir::ModuleOp>

@@ -1,9 +1,11 @@
 #!/usr/bin/python3
-"""An independent NumPy implementation of the Gemma 3 text model, for the e2e tests.
+"""An independent NumPy implementation of the Gemma text models, for the e2e tests.
 
-Written from the Hugging Face transformers `Gemma3ForCausalLM` definition
-(modeling_gemma3.py), not from gemmac's op set: it reads a checkpoint directory itself
-(config.json in the flat `gemma3_text` form or nested under `text_config`; one
+Written from the Hugging Face transformers definitions of `GemmaForCausalLM` (Gemma 1,
+CodeGemma; modeling_gemma.py), `Gemma2ForCausalLM` (modeling_gemma2.py) and
+`Gemma3ForCausalLM` (modeling_gemma3.py), not from gemmac's op set: it reads a
+checkpoint directory itself (config.json with model_type gemma, gemma2, gemma3_text,
+or gemma3 with the text model nested under `text_config`; one
 model.safetensors or shards listed in model.safetensors.index.json; tensors under
 `model.`, `language_model.model.` or `model.language_model.`; F32, BF16 or F16) and
 computes everything in float64 with a full causal recompute (no KV cache), so that it
@@ -26,7 +28,7 @@ import numpy as np
 TEXT_PREFIXES = ("model.", "language_model.model.", "model.language_model.")
 
 # Gemma3TextConfig's defaults: the released multimodal configs leave most text keys out.
-TEXT_DEFAULTS = {
+GEMMA3_DEFAULTS = {
     "vocab_size": 262208,
     "hidden_size": 2304,
     "intermediate_size": 9216,
@@ -47,6 +49,48 @@ TEXT_DEFAULTS = {
     "sliding_window_pattern": 6,
     "layer_types": None,
 }
+
+# GemmaConfig's defaults (Gemma 1, CodeGemma). No window, no soft-caps, one theta; the
+# attention scale is head_dim^-1/2 (GemmaAttention); hidden_act is ignored and an absent
+# hidden_activation means gelu_pytorch_tanh (GemmaMLP).
+GEMMA1_DEFAULTS = {
+    "vocab_size": 256000,
+    "hidden_size": 3072,
+    "intermediate_size": 24576,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 16,
+    "head_dim": 256,
+    "hidden_activation": None,
+    "max_position_embeddings": 8192,
+    "rms_norm_eps": 1e-6,
+    "rope_theta": 10000.0,
+    "rope_scaling": None,
+}
+
+# Gemma2Config's defaults. Layers alternate sliding/full starting with sliding.
+GEMMA2_DEFAULTS = {
+    "vocab_size": 256000,
+    "hidden_size": 2304,
+    "intermediate_size": 9216,
+    "num_hidden_layers": 26,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 4,
+    "head_dim": 256,
+    "hidden_activation": "gelu_pytorch_tanh",
+    "max_position_embeddings": 8192,
+    "rms_norm_eps": 1e-6,
+    "rope_theta": 10000.0,
+    "query_pre_attn_scalar": 256,
+    "sliding_window": 4096,
+    "final_logit_softcapping": 30.0,
+    "attn_logit_softcapping": 50.0,
+    "rope_scaling": None,
+    "layer_types": None,
+}
+
+FAMILY_OF_MODEL_TYPE = {"gemma": "gemma1", "gemma2": "gemma2", "gemma3_text": "gemma3",
+                        "gemma3": "gemma3"}
 
 
 class ReferenceError(Exception):
@@ -152,10 +196,17 @@ def f32_round(x):
 
 class Config:
     def __init__(self, cfg_json, path):
-        text = cfg_json.get("text_config", cfg_json)
+        model_type = cfg_json.get("model_type")
+        if model_type not in FAMILY_OF_MODEL_TYPE:
+            raise ReferenceError("%s: model_type %r, expected one of %s" %
+                                 (path, model_type, ", ".join(FAMILY_OF_MODEL_TYPE)))
+        self.family = FAMILY_OF_MODEL_TYPE[model_type]
+        defaults = {"gemma1": GEMMA1_DEFAULTS, "gemma2": GEMMA2_DEFAULTS,
+                    "gemma3": GEMMA3_DEFAULTS}[self.family]
+        text = cfg_json.get("text_config", cfg_json) if model_type == "gemma3" else cfg_json
         if not isinstance(text, dict):
             raise ReferenceError("%s: text_config is not an object" % path)
-        get = lambda k: text.get(k, TEXT_DEFAULTS[k])
+        get = lambda k: text.get(k, defaults[k])
         self.hidden = int(get("hidden_size"))
         self.ff = int(get("intermediate_size"))
         self.layers = int(get("num_hidden_layers"))
@@ -164,17 +215,28 @@ class Config:
         self.head_dim = int(get("head_dim"))
         self.vocab = int(get("vocab_size"))
         self.eps = float(get("rms_norm_eps"))
-        self.window = int(get("sliding_window"))
-        self.query_pre_attn_scalar = float(get("query_pre_attn_scalar"))
-        self.attn_softcap = get("attn_logit_softcapping")
-        self.final_softcap = get("final_logit_softcapping")
-        if get("hidden_activation") != "gelu_pytorch_tanh":
+        act = get("hidden_activation")
+        if act is None and self.family != "gemma3":
+            act = "gelu_pytorch_tanh"  # GemmaMLP's fallback; hidden_act is ignored
+        if act != "gelu_pytorch_tanh":
             raise ReferenceError("%s: hidden_activation %r, expected gelu_pytorch_tanh" %
-                                 (path, get("hidden_activation")))
-        # RoPE: global layers use rope_theta with rope_scaling; sliding layers use
-        # rope_local_base_freq without scaling (Gemma3RotaryEmbedding local copy).
+                                 (path, act))
+        if self.family == "gemma1":
+            self.window = 0
+            self.query_pre_attn_scalar = float(self.head_dim)
+            self.attn_softcap = None
+            self.final_softcap = None
+        else:
+            self.window = int(get("sliding_window"))
+            self.query_pre_attn_scalar = float(get("query_pre_attn_scalar"))
+            self.attn_softcap = get("attn_logit_softcapping")
+            self.final_softcap = get("final_logit_softcapping")
+        # RoPE: Gemma 3's global layers use rope_theta with rope_scaling, its sliding
+        # layers rope_local_base_freq without scaling (Gemma3RotaryEmbedding local
+        # copy); Gemma 1/2 use rope_theta on every layer.
         self.global_theta = float(get("rope_theta"))
-        self.local_theta = float(get("rope_local_base_freq"))
+        self.local_theta = (float(get("rope_local_base_freq")) if self.family == "gemma3"
+                            else self.global_theta)
         self.global_factor = 1.0
         scaling = get("rope_scaling")
         params = text.get("rope_parameters")
@@ -186,11 +248,17 @@ class Config:
             scaling = full if full.get("rope_type", "default") != "default" else None
         if scaling is not None:
             kind = scaling.get("rope_type", scaling.get("type"))
-            if kind != "linear":
-                raise ReferenceError("%s: rope_scaling type %r, only linear is modelled" %
-                                     (path, kind))
+            if kind != "linear" or self.family != "gemma3":
+                raise ReferenceError("%s: rope_scaling %r, only linear on Gemma 3 is "
+                                     "modelled" % (path, scaling))
             self.global_factor = float(scaling["factor"])
-        types = get("layer_types")
+        if self.family == "gemma1":
+            types = ["full_attention"] * self.layers
+        else:
+            types = get("layer_types")
+        if types is None and self.family == "gemma2":
+            types = ["sliding_attention" if (i + 1) % 2 else "full_attention"
+                     for i in range(self.layers)]
         if types is None:
             pattern = int(get("sliding_window_pattern"))
             types = ["sliding_attention" if (i + 1) % pattern else "full_attention"
@@ -202,7 +270,7 @@ class Config:
 
 
 class Model:
-    """Gemma 3 text model with float64 weights.
+    """Gemma 1/2/3 text model with float64 weights.
 
     compile_dtype: None keeps the checkpoint's values; "bf16" rounds every non-norm
     weight to bfloat16 first (what `gemma-compile --dtype bf16` stores), "f32" rounds
@@ -264,11 +332,14 @@ class Model:
         for i in range(c.layers):
             p = "layers.%d." % i
             L = {}
-            for n in ("input_layernorm", "post_attention_layernorm",
-                      "pre_feedforward_layernorm", "post_feedforward_layernorm"):
+            norms = ["input_layernorm", "post_attention_layernorm"]
+            if c.family != "gemma1":
+                norms += ["pre_feedforward_layernorm", "post_feedforward_layernorm"]
+            for n in norms:
                 L[n] = take(p + n + ".weight", (H,), True)[0]
-            L["q_norm"] = take(p + "self_attn.q_norm.weight", (D,), True)[0]
-            L["k_norm"] = take(p + "self_attn.k_norm.weight", (D,), True)[0]
+            if c.family == "gemma3":
+                L["q_norm"] = take(p + "self_attn.q_norm.weight", (D,), True)[0]
+                L["k_norm"] = take(p + "self_attn.k_norm.weight", (D,), True)[0]
             L["q"] = take(p + "self_attn.q_proj.weight", (c.heads * D, H))[0]
             L["k"] = take(p + "self_attn.k_proj.weight", (c.kv_heads * D, H))[0]
             L["v"] = take(p + "self_attn.v_proj.weight", (c.kv_heads * D, H))[0]
@@ -281,7 +352,7 @@ class Model:
         tok = os.path.join(ckpt_dir, "tokenizer.model")
         self.pieces = _count_pieces(tok) if os.path.exists(tok) else None
 
-    # --- the network, following Gemma3ForCausalLM.forward ---
+    # --- the network, following Gemma{,2,3}ForCausalLM.forward ---
 
     def rms_norm(self, x, w):
         return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + self.cfg.eps) * (1.0 + w)
@@ -309,8 +380,9 @@ class Model:
         q = (x @ L["q"].T).reshape(T, c.heads, D)
         k = (x @ L["k"].T).reshape(T, c.kv_heads, D)
         v = (x @ L["v"].T).reshape(T, c.kv_heads, D)
-        q = self.rms_norm(q, L["q_norm"])
-        k = self.rms_norm(k, L["k_norm"])
+        if c.family == "gemma3":
+            q = self.rms_norm(q, L["q_norm"])
+            k = self.rms_norm(k, L["k_norm"])
         pos = np.arange(T)
         if sliding:
             q = self.rope(q, pos, c.local_theta, 1.0)
@@ -348,13 +420,18 @@ class Model:
             raise ReferenceError("token id out of range [0, %d)" % c.vocab)
         x = self.embed[ids] * self.embed_scale
         n = c.layers if num_layers is None else num_layers
+        mlp = lambda L, h: (self.gelu_tanh(h @ L["gate"].T) * (h @ L["up"].T)) @ L["down"].T
         for li in range(n):
             L = self.layers[li]
             a = self.attention(L, self.rms_norm(x, L["input_layernorm"]), c.sliding[li])
-            x = x + self.rms_norm(a, L["post_attention_layernorm"])
-            h = self.rms_norm(x, L["pre_feedforward_layernorm"])
-            m = (self.gelu_tanh(h @ L["gate"].T) * (h @ L["up"].T)) @ L["down"].T
-            x = x + self.rms_norm(m, L["post_feedforward_layernorm"])
+            if c.family == "gemma1":
+                # GemmaDecoderLayer: pre-norm only; post_attention_layernorm feeds the MLP.
+                x = x + a
+                x = x + mlp(L, self.rms_norm(x, L["post_attention_layernorm"]))
+            else:
+                x = x + self.rms_norm(a, L["post_attention_layernorm"])
+                h = self.rms_norm(x, L["pre_feedforward_layernorm"])
+                x = x + self.rms_norm(mlp(L, h), L["post_feedforward_layernorm"])
         return x
 
     def default_rows(self):
@@ -390,7 +467,7 @@ class Model:
 
 
 def main():
-    ap = argparse.ArgumentParser(description="NumPy Gemma 3 reference (float64).")
+    ap = argparse.ArgumentParser(description="NumPy Gemma 1/2/3 reference (float64).")
     ap.add_argument("ckpt", help="Hugging Face checkpoint directory")
     ap.add_argument("--ids", required=True, help="comma-separated prompt token ids")
     ap.add_argument("--greedy", type=int, default=0, help="greedy tokens to generate")

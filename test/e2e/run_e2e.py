@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""End-to-end tests: make a tiny random Gemma 3 checkpoint, compile it with
+"""End-to-end tests: make a tiny random Gemma checkpoint, compile it with
 gemma-compile, run it with gemma-run, and compare with the NumPy reference.
 
     run_e2e.py --case NAME --bin-dir BUILD/bin --work-dir DIR
@@ -80,6 +80,39 @@ CASES = {
         "compile": ["--dtype", "bf16"],
         "module_dtype": "bf16",
         "min_prompt": 9,
+    },
+    # Gemma 1 2B-like: multi-query attention (1 KV head), pre-norm blocks, no window,
+    # the turn markers at Gemma 1's ids 106/107; prefilled in chunks of 7.
+    "gemma1_mqa": {
+        "ckpt": ["--family", "gemma1", "--dtype", "f32", "--layers", "6", "--heads", "4",
+                 "--kv-heads", "1", "--special-layout", "gemma1", "--vocab", "640",
+                 "--seed", "5"],
+        "compile": ["--dtype", "f32", "--max-chunk", "7"],
+        "module_dtype": "f32",
+        "min_prompt": 17,
+        "variants": ["unfused"],
+        "system": "reject",
+    },
+    # Gemma 1 7B-like: multi-head attention (KV heads = heads), bf16 checkpoint.
+    "gemma1_mha": {
+        "ckpt": ["--family", "gemma1", "--dtype", "bf16", "--layers", "6", "--heads", "4",
+                 "--kv-heads", "4", "--seed", "6"],
+        "compile": ["--dtype", "bf16"],
+        "module_dtype": "bf16",
+        "min_prompt": 9,
+    },
+    # Gemma 2: sandwich norms without QK-norm, layers alternating local (window 8, far
+    # shorter than the prompt) and global, attention and final soft-caps scaled down
+    # with the model so that both bite (scores and logits reach several times the cap).
+    "gemma2_softcap": {
+        "ckpt": ["--family", "gemma2", "--dtype", "f32", "--layers", "6", "--window", "8",
+                 "--attn-softcap", "4", "--final-softcap", "2", "--query-pre-attn-scalar",
+                 "12", "--special-layout", "gemma1", "--vocab", "640", "--seed", "7"],
+        "compile": ["--dtype", "f32", "--max-chunk", "5"],
+        "module_dtype": "f32",
+        "min_prompt": 17,
+        "variants": ["unfused", "last_logits"],
+        "system": "reject",
     },
     # Linear RoPE scaling on the global layers.
     "rope_scaling": {
@@ -266,12 +299,28 @@ def run_case(name, bin_dir, work, plugin=None, rel_tol=None, expect=None):
     else:
         compare_greedy(generated, gen, margins, ranges, rel_tol, eos_ids(ckpt),
                        len(prompt_ids), model.cfg.window)
+    if case.get("system") == "reject" and not plugin:
+        check_system_rejected(run_tool, module)
     # The variants compare other compilations on the CPU plugin with these logits
     # exactly; a device plugin's logits are not that reference.
     for variant in ([] if plugin else case.get("variants", [])):
         check_variant(variant, case, ckpt, work, compile_tool, run_tool, got, generated)
     print("e2e %s: OK (%d prompt tokens, window %d, %d layers)" %
           (name, len(prompt_ids), model.cfg.window, model.cfg.layers))
+
+
+def check_system_rejected(run_tool, module):
+    """Gemma 1/2 have no system role: HF's chat templates raise, and so must gemma-run
+    (with a message that says so, not a crash or a silently dropped system text)."""
+    proc = subprocess.run([run_tool, module, "-p", "Hi", "--system", "Be brief.", "-n", "1",
+                           "--temp", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=60)
+    err = proc.stderr.decode("utf-8", "replace")
+    if proc.returncode == 0 or "no system role" not in err:
+        raise Failure("gemma-run --system on a model without a system role: expected a "
+                      "non-zero exit and an error naming the missing system role, got "
+                      "exit %d and stderr:\n%s" % (proc.returncode, err[-2000:]))
+    print("--system refused: %s" % err.strip().splitlines()[-1])
 
 
 # The same checkpoint compiled another way must give the same answers as the default
@@ -424,6 +473,38 @@ def selftest(work):
           "RoPE scaling did not change the global layer")
     # Padding rows are not scored.
     check(m.logits(ids[:3], 100).shape == (3, 100), "rows argument ignored")
+
+    # Gemma 1: every layer global (a single layer sees the first token from the last
+    # position), causal, no soft-caps.
+    g1 = os.path.join(work, "gemma1")
+    make_checkpoint(g1, ["--family", "gemma1", "--dtype", "f32", "--layers", "3",
+                         "--kv-heads", "1", "--tokenizer", tok])
+    m1 = reference.Model(g1)
+    check(m1.cfg.family == "gemma1" and m1.cfg.sliding == [False] * 3,
+          "gemma1 layer kinds %s, expected 3 global" % m1.cfg.sliding)
+    check(m1.cfg.query_pre_attn_scalar == m1.cfg.head_dim,
+          "gemma1 attention scale is not head_dim^-1/2")
+    check(np.abs(m1.hidden_states(first, 1)[t] - m1.hidden_states(ids, 1)[t]).max() > 1e-6,
+          "gemma1 layer 0 does not see the whole sequence")
+    full1 = m1.logits(ids)
+    check(np.allclose(full1[W], m1.logits(ids[:W + 1])[-1], rtol=0, atol=1e-10),
+          "gemma1 is not causal")
+    # Gemma 2: layers alternate sliding/global starting with sliding; the final soft-cap
+    # bounds every logit.
+    g2 = os.path.join(work, "gemma2")
+    make_checkpoint(g2, ["--family", "gemma2", "--dtype", "f32", "--layers", "4",
+                         "--window", "8", "--final-softcap", "2", "--tokenizer", tok])
+    m2 = reference.Model(g2)
+    check(m2.cfg.sliding == [True, False, True, False],
+          "gemma2 layer kinds %s, expected sliding, global, ..." % m2.cfg.sliding)
+    check(m2.cfg.attn_softcap == 50.0 and m2.cfg.final_softcap == 2.0,
+          "gemma2 soft-caps %s/%s not read" % (m2.cfg.attn_softcap, m2.cfg.final_softcap))
+    check(np.array_equal(m2.hidden_states(far, 1)[t], m2.hidden_states(ids, 1)[t]),
+          "gemma2 sliding layer 0 sees more than its window")
+    lg2 = m2.logits(ids)
+    check(np.abs(lg2).max() < 2.0 and np.abs(lg2).max() > 1.0,
+          "gemma2 final soft-cap 2 does not bound the logits (max |logit| %g)" %
+          np.abs(lg2).max())
     print("reference self-test: OK")
 
 

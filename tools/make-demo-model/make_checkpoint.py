@@ -1,5 +1,11 @@
 #!/usr/bin/python3
-"""Writes a tiny random Gemma 3 text checkpoint in the Hugging Face layout.
+"""Writes a tiny random Gemma text checkpoint in the Hugging Face layout.
+
+--family picks the generation: gemma3 (the default; Gemma3ForCausalLM, or the
+multimodal layouts with --form nested/nested-new), gemma2 (Gemma2ForCausalLM) or
+gemma1 (GemmaForCausalLM, also CodeGemma). Each writes the keys of the published
+config.json of its family (gemma-3-1b-it, gemma-2-2b, gemma-2b) with small numbers
+and only the tensors that family has.
 
 The end-to-end tests and the README's demo model need a checkpoint that looks exactly
 like a released one (config.json keys, tensor names, safetensors files, a sentencepiece
@@ -22,7 +28,10 @@ Weight scales (why they are what they are):
   * Norm weights: N(0, 0.1^2) around zero, as stored by HF (the model multiplies by
     1 + w), so an engine that forgets the +1 or ignores w produces different logits.
     QK-norm weights use a larger spread (N(0.5, 0.3^2)) so the attention scores are
-    peaked enough that positions (RoPE, windows) change the result visibly.
+    peaked enough that positions (RoPE, windows) change the result visibly. Gemma 1/2
+    have no QK-norm; their q_proj is drawn with --q-gain times the usual spread
+    (default 2.5 for them) for the same reason, and so that Gemma 2's attention
+    soft-cap (--attn-softcap, scaled down with the model) is reached.
 """
 
 import argparse
@@ -103,7 +112,19 @@ def read_pieces(model_path):
     return pieces
 
 
-def train_tokenizer(vocab, out_path):
+# User-defined pieces in front of the turn markers, so that <start_of_turn> and
+# <end_of_turn> get the ids they have in the released vocabularies: Gemma 1/2's
+# 256000-piece vocabulary has <mask>, <2mass>, [@BOS@] and <unused0..98> at 4..105
+# and the markers at 106/107; Gemma 3's has <mask>, [multimodal] and <unused0..98>
+# at 4..104 and the markers at 105/106. "compact" puts the markers at 4/5.
+SPECIAL_LAYOUTS = {
+    "compact": [],
+    "gemma1": ["<mask>", "<2mass>", "[@BOS@]"] + ["<unused%d>" % i for i in range(99)],
+    "gemma3": ["<mask>", "[multimodal]"] + ["<unused%d>" % i for i in range(99)],
+}
+
+
+def train_tokenizer(vocab, out_path, layout="compact"):
     spm = shutil.which("spm_train")
     if spm is None:
         fail("spm_train not found on PATH (Debian package sentencepiece)")
@@ -134,7 +155,8 @@ def train_tokenizer(vocab, out_path):
             "--eos_id=1",
             "--bos_id=2",
             "--unk_id=3",
-            "--user_defined_symbols=<start_of_turn>,<end_of_turn>",
+            "--user_defined_symbols=" + ",".join(
+                SPECIAL_LAYOUTS[layout] + ["<start_of_turn>", "<end_of_turn>"]),
             "--num_threads=1",
             "--minloglevel=2",
         ]
@@ -204,28 +226,110 @@ def make_weights(args, rows, rng):
 
     embed_std = args.embed_std if args.embed_std is not None else 1.0 / math.sqrt(H)
     out = [("embed_tokens.weight", rng.normal(0.0, embed_std, (rows, H)))]
+    q_gain = args.q_gain if args.q_gain is not None else (
+        1.0 if args.family == "gemma3" else 2.5)
     for i in range(args.layers):
         p = "layers.%d." % i
-        out += [
+        layer = [
             (p + "input_layernorm.weight", norm(H)),
-            (p + "self_attn.q_proj.weight", proj(nq * D, H)),
+            (p + "self_attn.q_proj.weight", q_gain * proj(nq * D, H)),
             (p + "self_attn.k_proj.weight", proj(nkv * D, H)),
             (p + "self_attn.v_proj.weight", proj(nkv * D, H)),
             (p + "self_attn.o_proj.weight", proj(H, nq * D)),
-            (p + "self_attn.q_norm.weight", norm(D, 0.5, 0.3)),
-            (p + "self_attn.k_norm.weight", norm(D, 0.5, 0.3)),
-            (p + "post_attention_layernorm.weight", norm(H)),
-            (p + "pre_feedforward_layernorm.weight", norm(H)),
-            (p + "post_feedforward_layernorm.weight", norm(H)),
+        ]
+        if args.family == "gemma3":
+            layer += [
+                (p + "self_attn.q_norm.weight", norm(D, 0.5, 0.3)),
+                (p + "self_attn.k_norm.weight", norm(D, 0.5, 0.3)),
+            ]
+        layer.append((p + "post_attention_layernorm.weight", norm(H)))
+        if args.family != "gemma1":
+            layer += [
+                (p + "pre_feedforward_layernorm.weight", norm(H)),
+                (p + "post_feedforward_layernorm.weight", norm(H)),
+            ]
+        layer += [
             (p + "mlp.gate_proj.weight", proj(F, H)),
             (p + "mlp.up_proj.weight", proj(F, H)),
             (p + "mlp.down_proj.weight", proj(H, F)),
         ]
+        out += layer
     out.append(("norm.weight", norm(H)))
     return [(n, a.astype(np.float32)) for n, a in out]
 
 
+def gemma1_config(args, rows):
+    """The keys of google/gemma-2b's config.json (GemmaForCausalLM)."""
+    return {
+        "architectures": ["GemmaForCausalLM"],
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "bos_token_id": 2,
+        "eos_token_id": 1,
+        "head_dim": args.head_dim,
+        "hidden_act": "gelu",
+        "hidden_size": args.hidden,
+        "initializer_range": 0.02,
+        "intermediate_size": args.ff,
+        "max_position_embeddings": args.max_pos,
+        "model_type": "gemma",
+        "num_attention_heads": args.heads,
+        "num_hidden_layers": args.layers,
+        "num_key_value_heads": args.kv_heads,
+        "pad_token_id": 0,
+        "rms_norm_eps": 1e-06,
+        "rope_scaling": None,
+        "rope_theta": 10000.0,
+        "torch_dtype": "bfloat16" if args.dtype == "bf16" else "float32",
+        "transformers_version": "4.38.0.dev0",
+        "use_cache": True,
+        "vocab_size": rows,
+    }
+
+
+def gemma2_config(args, rows):
+    """The keys of google/gemma-2-2b's config.json (Gemma2ForCausalLM)."""
+    cfg = {
+        "architectures": ["Gemma2ForCausalLM"],
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "attn_logit_softcapping": args.attn_softcap,
+        "bos_token_id": 2,
+        "cache_implementation": "hybrid",
+        "eos_token_id": 1,
+        "final_logit_softcapping": args.final_softcap,
+        "head_dim": args.head_dim,
+        "hidden_act": "gelu_pytorch_tanh",
+        "hidden_activation": "gelu_pytorch_tanh",
+        "hidden_size": args.hidden,
+        "initializer_range": 0.02,
+        "intermediate_size": args.ff,
+        "max_position_embeddings": args.max_pos,
+        "model_type": "gemma2",
+        "num_attention_heads": args.heads,
+        "num_hidden_layers": args.layers,
+        "num_key_value_heads": args.kv_heads,
+        "pad_token_id": 0,
+        "query_pre_attn_scalar": args.query_pre_attn_scalar or args.head_dim,
+        "rms_norm_eps": 1e-06,
+        "rope_theta": 10000.0,
+        "sliding_window": args.window,
+        "torch_dtype": "bfloat16" if args.dtype == "bf16" else "float32",
+        "transformers_version": "4.42.4",
+        "use_cache": True,
+        "vocab_size": rows,
+    }
+    if args.layer_types:
+        cfg["layer_types"] = ["sliding_attention" if i % 2 == 0 else "full_attention"
+                              for i in range(args.layers)]
+    return cfg
+
+
 def text_config(args, rows, eot_id):
+    if args.family == "gemma1":
+        return gemma1_config(args, rows)
+    if args.family == "gemma2":
+        return gemma2_config(args, rows)
     cfg = {
         "architectures": ["Gemma3ForCausalLM"],
         "attention_bias": False,
@@ -246,7 +350,7 @@ def text_config(args, rows, eot_id):
         "num_hidden_layers": args.layers,
         "num_key_value_heads": args.kv_heads,
         "pad_token_id": 0,
-        "query_pre_attn_scalar": args.head_dim,
+        "query_pre_attn_scalar": args.query_pre_attn_scalar or args.head_dim,
         "rms_norm_eps": 1e-06,
         "rope_local_base_freq": 10000,
         "rope_scaling": None,
@@ -341,6 +445,7 @@ def split_shards(tensors, n, dtype):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="output directory (created)")
+    ap.add_argument("--family", choices=["gemma1", "gemma2", "gemma3"], default="gemma3")
     ap.add_argument("--form", choices=["flat", "nested", "nested-new"], default="flat")
     ap.add_argument("--dtype", choices=["f32", "bf16"], default="f32")
     ap.add_argument("--shards", type=int, default=1)
@@ -354,6 +459,9 @@ def main():
     ap.add_argument("--max-pos", type=int, default=2048)
     ap.add_argument("--vocab", type=int, default=512,
                     help="sentencepiece vocab size asked for (a soft limit)")
+    ap.add_argument("--special-layout", choices=sorted(SPECIAL_LAYOUTS), default="compact",
+                    help="place the turn markers at the ids of a released vocabulary "
+                         "(gemma1: 106/107, also Gemma 2; gemma3: 105/106)")
     ap.add_argument("--pad-rows", type=int, default=0,
                     help="extra embedding rows past the tokenizer's pieces")
     ap.add_argument("--layer-types", action="store_true",
@@ -364,6 +472,14 @@ def main():
                     help="embedding std (default 1/sqrt(hidden))")
     ap.add_argument("--no-vision-tensors", action="store_true",
                     help="nested forms: leave out the stand-in vision tensors")
+    ap.add_argument("--q-gain", type=float, default=None,
+                    help="q_proj spread factor (default 1 for gemma3, 2.5 for gemma1/2)")
+    ap.add_argument("--attn-softcap", type=float, default=50.0,
+                    help="gemma2: attn_logit_softcapping")
+    ap.add_argument("--final-softcap", type=float, default=30.0,
+                    help="gemma2: final_logit_softcapping")
+    ap.add_argument("--query-pre-attn-scalar", type=int, default=None,
+                    help="gemma2/3: query_pre_attn_scalar (default head_dim)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tokenizer", default=None,
                     help="copy this tokenizer.model instead of training one")
@@ -379,6 +495,10 @@ def main():
         fail("--heads (%d) must be a multiple of --kv-heads (%d)" % (args.heads, args.kv_heads))
     if args.head_dim % 2:
         fail("--head-dim must be even for RoPE, got %d" % args.head_dim)
+    if args.family != "gemma3" and args.form != "flat":
+        fail("--family %s has only the flat form, got --form %s" % (args.family, args.form))
+    if args.family != "gemma3" and args.rope_scaling is not None:
+        fail("--rope-scaling is a Gemma 3 option, not one of --family %s" % args.family)
 
     os.makedirs(args.out, exist_ok=True)
     tok_path = os.path.join(args.out, "tokenizer.model")
@@ -388,7 +508,7 @@ def main():
         if os.path.abspath(args.tokenizer) != os.path.abspath(tok_path):
             shutil.copyfile(args.tokenizer, tok_path)
     else:
-        train_tokenizer(args.vocab, tok_path)
+        train_tokenizer(args.vocab, tok_path, args.special_layout)
     try:
         pieces = read_pieces(tok_path)
     except ValueError as e:
@@ -432,9 +552,9 @@ def main():
         json.dump({"bos_token_id": 2, "eos_token_id": [1, eot_id], "pad_token_id": 0,
                    "do_sample": True, "top_k": 64, "top_p": 0.95}, f, indent=2)
         f.write("\n")
-    sys.stdout.write("wrote %s: %s, %s, %d layers, %d rows (%d pieces + %d padding)\n" %
-                     (args.out, args.form, args.dtype, args.layers, rows, len(pieces),
-                      args.pad_rows))
+    sys.stdout.write("wrote %s: %s, %s, %s, %d layers, %d rows (%d pieces + %d padding)\n" %
+                     (args.out, args.family, args.form, args.dtype, args.layers, rows,
+                      len(pieces), args.pad_rows))
 
 
 if __name__ == "__main__":

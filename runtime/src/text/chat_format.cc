@@ -50,7 +50,8 @@ Status BuildSegments(const ChatFormatSpec &spec,
     if (!spec.system_folds_into_first_user)
       return Status(StatusCode::kInvalidArgument,
                     "chat message 0: role \"system\": this model's chat format "
-                    "has no system role");
+                    "has no system role (Gemma 1 and 2 were not trained with "
+                    "one; put the instructions in the first user message)");
     if (messages.size() < 2 || ParseRole(messages[1].role) != Role::kUser)
       return Status(StatusCode::kInvalidArgument,
                     "chat message 0: a system message must be followed by a "

@@ -3,6 +3,7 @@
 #include "text/chat_format.h"
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -97,6 +98,61 @@ TEST(ChatFormatTest, RejectsBadAlternationNamingTheIndex) {
     EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << c.expected;
     EXPECT_NE(s.message().find(c.expected), std::string::npos)
         << "expected \"" << c.expected << "\" in: " << s.message();
+  }
+}
+
+// Gemma 1/2 modules store system = reject: the token path refuses a system
+// message as the text path does (HF's Gemma 1/2 templates raise "System role
+// not supported"), and renders everything else exactly as Gemma 3.
+TEST(ChatFormatTest, Gemma1And2RejectSystemInBothRenderings) {
+  auto tok = LoadTestTokenizer();
+  ASSERT_NE(tok, nullptr);
+  ChatFormatSpec gemma12;
+  gemma12.system_folds_into_first_user = false;
+  std::vector<int32_t> ids;
+  Status s =
+      RenderChatTokens(gemma12, *tok, 2, 4, 5,
+                       {{"system", "Be brief."}, {"user", "Hi"}}, true, &ids);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("has no system role"), std::string::npos)
+      << s.message();
+  const std::vector<ChatMessage> turns = {
+      {"user", "Hi"}, {"model", "Hello"}, {"user", "Bye"}};
+  std::vector<int32_t> gemma3_ids;
+  ASSERT_TRUE(RenderChatTokens(gemma12, *tok, 2, 4, 5, turns, true, &ids).ok());
+  ASSERT_TRUE(RenderChatTokens(ChatFormatSpec(), *tok, 2, 4, 5, turns, true,
+                               &gemma3_ids)
+                  .ok());
+  EXPECT_EQ(ids, gemma3_ids);
+  EXPECT_EQ(Render(turns, true, gemma12), Render(turns, true));
+}
+
+// The turn markers are single ids that differ per vocabulary (Gemma 1/2:
+// 106/107 of 256000; Gemma 3: 105/106 of 262144); the module carries them and
+// the renderer writes exactly those, never a spelling of the marker text.
+TEST(ChatFormatTest, TurnIdsOfEachVocabularyAreWrittenAsGiven) {
+  auto tok = LoadTestTokenizer();
+  ASSERT_NE(tok, nullptr);
+  ASSERT_GT(tok->vocab_size(), 107);
+  for (const auto &[start, end] : {std::pair<int32_t, int32_t>{106, 107},
+                                   std::pair<int32_t, int32_t>{105, 106}}) {
+    std::vector<int32_t> ids;
+    ASSERT_TRUE(RenderChatTokens(ChatFormatSpec(), *tok, 2, start, end,
+                                 {{"user", "Hi"}, {"model", "Yo"}}, true, &ids)
+                    .ok());
+    std::vector<int32_t> expected = {2}, part;
+    for (const char *text : {"user\nHi", "model\nYo"}) {
+      expected.push_back(start);
+      ASSERT_TRUE(tok->Encode(text, &part).ok());
+      expected.insert(expected.end(), part.begin(), part.end());
+      expected.push_back(end);
+      ASSERT_TRUE(tok->Encode("\n", &part).ok());
+      expected.insert(expected.end(), part.begin(), part.end());
+    }
+    expected.push_back(start);
+    ASSERT_TRUE(tok->Encode("model\n", &part).ok());
+    expected.insert(expected.end(), part.begin(), part.end());
+    EXPECT_EQ(ids, expected) << "turn ids " << start << "/" << end;
   }
 }
 

@@ -14,32 +14,17 @@
 
 #include "gemmac/plugin.h"
 #include "gemmac/runtime.h"
-#include "test_module.h"
+#include "session_fixture.h"
 
 namespace {
 
-using gemmac::test::BuildTinyGemma;
-using gemmac::test::TempPath;
-using gemmac::test::TinyConfig;
+using gemmac::test::RuntimeWith;
+using gemmac::test::TinySessionTest;
 
-gemmac_runtime *Runtime(std::vector<const char *> plugins) {
-  gemmac_runtime_options ro = {};
-  ro.struct_size = sizeof(ro);
-  ro.plugin_paths = plugins.data();
-  ro.num_plugin_paths = plugins.size();
-  ro.search_plugins = 0;
-  gemmac_runtime *rt = nullptr;
-  gemmac_status *st = gemmac_runtime_create(&ro, &rt);
-  EXPECT_EQ(st, nullptr) << gemmac_status_message(st);
-  gemmac_status_free(st);
-  return rt;
-}
-
-class DeviceTest : public ::testing::Test {
+class DeviceTest : public TinySessionTest {
 protected:
   void SetUp() override {
-    path_ = TempPath("device.gmc");
-    gemmac::test::WriteModule(BuildTinyGemma(TinyConfig()), path_);
+    TinySessionTest::SetUp();
     // The device library is loaded by the runtimes below; its controls are
     // reached through this handle (the same instance).
     lib_ = dlopen(GEMMAC_TESTDEVICE_SO, RTLD_NOW);
@@ -57,37 +42,15 @@ protected:
       refuse_(0);
     if (lib_ != nullptr)
       dlclose(lib_);
-    std::remove(path_.c_str());
-  }
-
-  gemmac_status *Open(gemmac_runtime *rt, gemmac_module **m,
-                      gemmac_session **s) {
-    gemmac_status *st = gemmac_module_load(rt, path_.c_str(), m);
-    if (st != nullptr)
-      return st;
-    gemmac_session_options so = {};
-    so.struct_size = sizeof(so);
-    so.context_length = 64;
-    so.batch_size = 1;
-    return gemmac_session_create(rt, *m, &so, s);
-  }
-
-  static std::vector<float> Logits(gemmac_session *s,
-                                   const std::vector<int32_t> &ids) {
-    gemmac_status *st = gemmac_session_append_tokens(s, ids.data(), ids.size());
-    EXPECT_EQ(st, nullptr) << gemmac_status_message(st);
-    gemmac_status_free(st);
-    size_t cols = 0;
-    const float *l = gemmac_session_last_logits(s, &cols);
-    return l ? std::vector<float>(l, l + cols) : std::vector<float>();
+    TinySessionTest::TearDown();
   }
 
   // Runs a prompt and three decode steps on `plugins` and on the reference
   // plugin; the logits of each call must agree within `tol` of their scale.
   void ExpectSameAsReference(std::vector<const char *> plugins, double tol,
                              std::string *summary) {
-    gemmac_runtime *rt = Runtime(plugins);
-    gemmac_runtime *ref = Runtime({GEMMAC_TESTREF_SO});
+    gemmac_runtime *rt = RuntimeWith(plugins);
+    gemmac_runtime *ref = RuntimeWith({GEMMAC_TESTREF_SO});
     ASSERT_NE(rt, nullptr);
     ASSERT_NE(ref, nullptr);
     gemmac_module *m = nullptr, *rm = nullptr;
@@ -121,7 +84,6 @@ protected:
     gemmac_runtime_release(ref);
   }
 
-  std::string path_;
   void *lib_ = nullptr;
   void (*refuse_)(uint32_t) = nullptr;
   long (*copies_)() = nullptr;
@@ -158,7 +120,7 @@ TEST_F(DeviceTest, FallbackCopiesOnlyAtTheBorder) {
 // The KV cache lives on the device: attention cannot fall back to the CPU.
 TEST_F(DeviceTest, AttentionCannotFallBackOffADiscreteDevice) {
   refuse_(1u << GEMMAC_OP_ATTENTION);
-  gemmac_runtime *rt = Runtime({GEMMAC_TESTDEVICE_SO, GEMMAC_CPU_SO});
+  gemmac_runtime *rt = RuntimeWith({GEMMAC_TESTDEVICE_SO, GEMMAC_CPU_SO});
   ASSERT_NE(rt, nullptr);
   gemmac_module *m = nullptr;
   gemmac_session *s = nullptr;

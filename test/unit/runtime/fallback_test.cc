@@ -11,65 +11,18 @@
 #include <vector>
 
 #include "gemmac/runtime.h"
-#include "test_module.h"
+#include "session_fixture.h"
 
 namespace {
 
-using gemmac::test::BuildTinyGemma;
-using gemmac::test::TempPath;
+using gemmac::test::RuntimeWith;
 using gemmac::test::TinyConfig;
+using gemmac::test::TinySessionTest;
 
-// A runtime on exactly these plugin libraries, in this order.
-gemmac_runtime *Runtime(std::vector<const char *> plugins) {
-  gemmac_runtime_options ro = {};
-  ro.struct_size = sizeof(ro);
-  ro.plugin_paths = plugins.data();
-  ro.num_plugin_paths = plugins.size();
-  ro.search_plugins = 0;
-  gemmac_runtime *rt = nullptr;
-  gemmac_status *st = gemmac_runtime_create(&ro, &rt);
-  EXPECT_EQ(st, nullptr) << gemmac_status_message(st);
-  gemmac_status_free(st);
-  return rt;
-}
-
-class FallbackTest : public ::testing::Test {
-protected:
-  void SetUp() override {
-    path_ = TempPath("fallback.gmc");
-    gemmac::test::WriteModule(BuildTinyGemma(TinyConfig()), path_);
-  }
-  void TearDown() override { std::remove(path_.c_str()); }
-
-  // Creates a session on the first plugin of `rt`; returns its status.
-  gemmac_status *Open(gemmac_runtime *rt, gemmac_module **m,
-                      gemmac_session **s) {
-    gemmac_status *st = gemmac_module_load(rt, path_.c_str(), m);
-    if (st != nullptr)
-      return st;
-    gemmac_session_options so = {};
-    so.struct_size = sizeof(so);
-    so.context_length = 64;
-    so.batch_size = 1;
-    return gemmac_session_create(rt, *m, &so, s);
-  }
-
-  // The last position's logits after the prompt ids.
-  static std::vector<float> Logits(gemmac_session *s,
-                                   const std::vector<int32_t> &ids) {
-    gemmac_status *st = gemmac_session_append_tokens(s, ids.data(), ids.size());
-    EXPECT_EQ(st, nullptr) << gemmac_status_message(st);
-    gemmac_status_free(st);
-    size_t cols = 0;
-    const float *l = gemmac_session_last_logits(s, &cols);
-    return l ? std::vector<float>(l, l + cols) : std::vector<float>();
-  }
-
-  std::string path_;
-};
+using FallbackTest = TinySessionTest;
 
 TEST_F(FallbackTest, RefusedOpWithoutACpuPluginIsAClearError) {
-  gemmac_runtime *rt = Runtime({GEMMAC_PARTIAL_SO});
+  gemmac_runtime *rt = RuntimeWith({GEMMAC_PARTIAL_SO});
   ASSERT_NE(rt, nullptr);
   gemmac_module *m = nullptr;
   gemmac_session *s = nullptr;
@@ -93,7 +46,7 @@ TEST_F(FallbackTest, RefusedOpWithoutACpuPluginIsAClearError) {
 // Memory is checked before anything is allocated: a session the device says
 // it cannot hold is refused with the numbers, not an out-of-memory failure.
 TEST_F(FallbackTest, SessionThatDoesNotFitIsRefusedBeforeAllocating) {
-  gemmac_runtime *rt = Runtime({GEMMAC_PARTIAL_SO});
+  gemmac_runtime *rt = RuntimeWith({GEMMAC_PARTIAL_SO});
   ASSERT_NE(rt, nullptr);
   void *lib = dlopen(GEMMAC_PARTIAL_SO, RTLD_NOW | RTLD_NOLOAD);
   ASSERT_NE(lib, nullptr) << dlerror();
@@ -133,8 +86,8 @@ TEST_F(FallbackTest, SessionThatDoesNotFitIsRefusedBeforeAllocating) {
 #ifdef GEMMAC_CPU_SO
 TEST_F(FallbackTest, RefusedOpsRunOnTheCpuPluginAndAreReported) {
   const TinyConfig cfg;
-  gemmac_runtime *rt = Runtime({GEMMAC_PARTIAL_SO, GEMMAC_CPU_SO});
-  gemmac_runtime *ref = Runtime({GEMMAC_TESTREF_SO});
+  gemmac_runtime *rt = RuntimeWith({GEMMAC_PARTIAL_SO, GEMMAC_CPU_SO});
+  gemmac_runtime *ref = RuntimeWith({GEMMAC_TESTREF_SO});
   ASSERT_NE(rt, nullptr);
   ASSERT_NE(ref, nullptr);
   gemmac_module *m = nullptr, *rm = nullptr;
@@ -177,7 +130,7 @@ TEST_F(FallbackTest, RefusedOpsRunOnTheCpuPluginAndAreReported) {
 // instruction, the host goes on, and the session works again once the
 // device does.
 TEST_F(FallbackTest, PluginFailingMidRunIsAnErrorTheHostSurvives) {
-  gemmac_runtime *rt = Runtime({GEMMAC_PARTIAL_SO, GEMMAC_CPU_SO});
+  gemmac_runtime *rt = RuntimeWith({GEMMAC_PARTIAL_SO, GEMMAC_CPU_SO});
   ASSERT_NE(rt, nullptr);
   // The runtime loaded the library already: this finds that instance.
   void *lib = dlopen(GEMMAC_PARTIAL_SO, RTLD_NOW | RTLD_NOLOAD);

@@ -36,9 +36,20 @@ LogicalResult checkRank(Operation *op, Type type, int64_t rank,
 
 LogicalResult WeightOp::verify() {
   StringRef dtype = getSourceDtype();
-  if (dtype != "F32" && dtype != "BF16" && dtype != "F16")
-    return emitOpError() << "source_dtype must be F32, BF16 or F16, got \""
+  // GGUF block formats: the emitter dequantizes (or, Q4_0 into Q4G32,
+  // copies) whole blocks, so each row must hold whole blocks.
+  int64_t block = dtype == "Q4_0" || dtype == "Q8_0"                      ? 32
+                  : dtype == "Q4_K" || dtype == "Q5_K" || dtype == "Q6_K" ? 256
+                                                                          : 0;
+  if (dtype != "F32" && dtype != "BF16" && dtype != "F16" && block == 0)
+    return emitOpError() << "source_dtype must be F32, BF16, F16, Q4_0, Q8_0, "
+                            "Q4_K, Q5_K or Q6_K, got \""
                          << dtype << "\"";
+  if (block > 0 && getType().hasStaticShape() &&
+      (getType().getRank() == 0 || getType().getShape().back() % block != 0))
+    return emitOpError() << "source_dtype " << dtype << " stores blocks of "
+                         << block << " values along the last dimension, but "
+                         << "the weight is " << getType();
   // I64Attr accessors are unsigned; read the signed value to see negatives.
   int64_t offset = static_cast<int64_t>(getOffset());
   if (offset < 0)

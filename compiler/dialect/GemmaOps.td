@@ -29,7 +29,8 @@ def Gemma_WeightOp : Gemma_Op<"weight", [Pure]> {
   let summary = "a weight tensor stored in a checkpoint file";
   let description = [{
     Refers to `name`'s bytes in `file` at byte `offset`, stored as
-    `source_dtype` ("F32", "BF16" or "F16") with the result's shape. The result
+    `source_dtype` ("F32", "BF16" or "F16", or a GGUF block format: "Q4_0",
+    "Q8_0", "Q4_K", "Q5_K", "Q6_K") with the result's shape. The result
     element type is the dtype the module will store it in; the bytecode
     emitter converts when the two differ. The bytes are never copied into the
     IR.

@@ -12,23 +12,13 @@ using namespace mlir;
 
 namespace gemmac {
 
-FailureOr<TokenizerInfo> loadTokenizerInfo(llvm::StringRef path,
-                                           MLIRContext *context) {
-  Location loc = FileLineColLoc::get(context, path, 0, 0);
-  if (!llvm::sys::fs::exists(path)) {
-    emitError(loc) << "missing tokenizer.model: the checkpoint directory must "
-                      "hold the sentencepiece model";
-    return failure();
-  }
-  sentencepiece::SentencePieceProcessor processor;
-  sentencepiece::util::Status status = processor.Load(path.str());
-  if (!status.ok()) {
-    emitError(loc) << "cannot load the sentencepiece model: "
-                   << status.ToString();
-    return failure();
-  }
+namespace {
+
+/// Counts the pieces of a loaded model and finds Gemma's special ids.
+FailureOr<TokenizerInfo>
+describeProcessor(const sentencepiece::SentencePieceProcessor &processor,
+                  Location loc) {
   TokenizerInfo info;
-  info.path = path.str();
   info.pieces = processor.GetPieceSize();
   if (info.pieces <= 0) {
     emitError(loc) << "the sentencepiece model has no pieces";
@@ -48,6 +38,48 @@ FailureOr<TokenizerInfo> loadTokenizerInfo(llvm::StringRef path,
   info.unk = lookup("<unk>");
   info.startOfTurn = lookup("<start_of_turn>");
   info.endOfTurn = lookup("<end_of_turn>");
+  return info;
+}
+
+} // namespace
+
+FailureOr<TokenizerInfo> loadTokenizerInfo(llvm::StringRef path,
+                                           MLIRContext *context) {
+  Location loc = FileLineColLoc::get(context, path, 0, 0);
+  if (!llvm::sys::fs::exists(path)) {
+    emitError(loc) << "missing tokenizer.model: the checkpoint directory must "
+                      "hold the sentencepiece model";
+    return failure();
+  }
+  sentencepiece::SentencePieceProcessor processor;
+  sentencepiece::util::Status status = processor.Load(path.str());
+  if (!status.ok()) {
+    emitError(loc) << "cannot load the sentencepiece model: "
+                   << status.ToString();
+    return failure();
+  }
+  FailureOr<TokenizerInfo> info = describeProcessor(processor, loc);
+  if (succeeded(info))
+    info->path = path.str();
+  return info;
+}
+
+FailureOr<TokenizerInfo> loadTokenizerInfoFromBytes(std::string bytes,
+                                                    llvm::StringRef source,
+                                                    MLIRContext *context) {
+  Location loc = FileLineColLoc::get(context, source, 0, 0);
+  sentencepiece::SentencePieceProcessor processor;
+  sentencepiece::util::Status status = processor.LoadFromSerializedProto(bytes);
+  if (!status.ok()) {
+    emitError(loc) << "the sentencepiece model built from " << source
+                   << " does not load: " << status.ToString();
+    return failure();
+  }
+  FailureOr<TokenizerInfo> info = describeProcessor(processor, loc);
+  if (succeeded(info)) {
+    info->path = source.str();
+    info->bytes = std::move(bytes);
+  }
   return info;
 }
 

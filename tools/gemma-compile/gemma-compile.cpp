@@ -1,13 +1,13 @@
 //===- gemma-compile.cpp - checkpoint directory -> .gmc module
 //-------------===//
 //
-//   gemma-compile MODEL_DIR -o OUT.gmc [--dtype f32|bf16|f16]
+//   gemma-compile MODEL_DIR|MODEL.gguf -o OUT.gmc [--dtype f32|bf16|f16]
 //                 [--quant f32|bf16|f16|q8|q4|q4z] [--keep SPEC]
 //                 [--kv-dtype f32|i8] [--prefill-logits all|last] [--no-fuse]
 //                 [--target cpu|none] [--max-chunk N] [--compile-to=PHASE]
 //                 [--quiet]
 //   gemma-compile IR.mlir -o OUT.gmc [--compile-from=PHASE] ...
-//   gemma-compile --describe-config CONFIG.json
+//   gemma-compile --describe-config CONFIG.json|MODEL.gguf
 //
 // Imports a Hugging Face Gemma 3 checkpoint and runs the phases
 //   import     the importer's IR
@@ -25,6 +25,8 @@
 //===----------------------------------------------------------------------===//
 
 #include "dialect/GemmaDialect.h"
+#include "import/Gguf.h"
+#include "import/GgufImporter.h"
 #include "import/HFConfig.h"
 #include "import/HFImporter.h"
 #include "target/bytecode/BytecodeEmitter.h"
@@ -164,8 +166,15 @@ int main(int argc, char **argv) {
   SourceMgrDiagnosticHandler diagHandler(sourceMgr, &context);
 
   if (!describeConfig.empty()) {
-    FailureOr<gemmac::TextConfig> config =
-        gemmac::parseHFConfig(describeConfig, &context);
+    FailureOr<gemmac::TextConfig> config = failure();
+    if (gemmac::isGgufFile(describeConfig)) {
+      FailureOr<gemmac::GgufFile> file =
+          gemmac::readGgufFile(describeConfig, &context);
+      if (succeeded(file))
+        config = gemmac::readGgufConfig(*file, &context);
+    } else {
+      config = gemmac::parseHFConfig(describeConfig, &context);
+    }
     if (failed(config))
       return 1;
     gemmac::describeConfig(*config, llvm::outs());
@@ -235,7 +244,9 @@ int main(int argc, char **argv) {
     return 2;
   }
 
-  bool fromFile = llvm::sys::fs::is_regular_file(modelDir);
+  // A GGUF file is a model, imported like a checkpoint directory.
+  bool isGguf = gemmac::isGgufFile(modelDir);
+  bool fromFile = llvm::sys::fs::is_regular_file(modelDir) && !isGguf;
   // A checkpoint directory goes through every phase; an .mlir file through
   // those after --compile-from.
   Phase from = fromFile ? compileFrom.getValue() : Phase::Import;
@@ -285,6 +296,20 @@ int main(int argc, char **argv) {
     }
     sourceMgr.AddNewSourceBuffer(std::move(input), llvm::SMLoc());
     module = parseSourceFile<ModuleOp>(sourceMgr, &context);
+  } else if (isGguf) {
+    gemmac::GgufImportOptions ggufOptions;
+    ggufOptions.dtype = options.dtype;
+    ggufOptions.maxChunk = options.maxChunk;
+    gemmac::GgufQuantDefault fileQuant;
+    module =
+        gemmac::importGgufFile(modelDir, ggufOptions, &context, &fileQuant);
+    // Without --quant/--keep, a quantized file keeps its quantization.
+    if (module && quant.empty() && keep.empty() && !fileQuant.scheme.empty()) {
+      quant = fileQuant.scheme;
+      keepSpec = fileQuant.keep;
+      if (!quiet)
+        llvm::errs() << "gemma-compile: " << fileQuant.summary << "\n";
+    }
   } else {
     module = gemmac::importHFCheckpoint(modelDir, options, &context);
   }

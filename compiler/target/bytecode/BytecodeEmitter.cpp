@@ -13,6 +13,7 @@
 #include "dialect/GemmaOps.h"
 #include "dialect/GemmaTypes.h"
 #include "dialect/WeightClass.h"
+#include "target/bytecode/GgmlDequant.h"
 #include "target/bytecode/WeightConversion.h"
 #include "target/bytecode/WeightQuantization.h"
 
@@ -35,6 +36,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <set>
 
@@ -161,6 +163,8 @@ struct WeightInfo {
   uint32_t segment = 0;
   fbs::DType dtype = fbs::DType::F32;
   WeightFormat source = WeightFormat::F32, target = WeightFormat::F32;
+  /// A GGUF block format the source rows are stored in (None: `source`).
+  GgmlBlockFormat ggml = GgmlBlockFormat::None;
   uint64_t elements = 0;
   uint64_t rows = 0, cols = 0; // the [rows, cols] matrix of a quantized one
   uint64_t bytes = 0;          // in the module
@@ -251,6 +255,7 @@ FailureOr<uint32_t> Emitter::weightTensor(gemma::WeightOp op) {
   info.source = src == "F32"    ? WeightFormat::F32
                 : src == "BF16" ? WeightFormat::BF16
                                 : WeightFormat::F16;
+  info.ggml = ggmlBlockFormatOf(src);
   info.elements = type.getNumElements();
   info.bytes = info.elements * dtypeBytes(*dtype);
   if (isQuantized(*dtype)) {
@@ -638,18 +643,25 @@ LogicalResult Emitter::fillModuleInfo() {
   program.config = std::move(cfg);
   program.tokenizer_vocab_size = pieces;
 
-  // Tokenizer bytes.
-  auto tokPath = m->getAttrOfType<StringAttr>("gemma.tokenizer");
-  if (!tokPath)
-    return module.emitError() << "missing module attribute gemma.tokenizer "
-                                 "(path of tokenizer.model)";
-  auto tokBuf = llvm::MemoryBuffer::getFile(tokPath.getValue(),
-                                            /*IsText=*/false);
-  if (!tokBuf)
-    return module.emitError() << "cannot read tokenizer " << tokPath.getValue()
-                              << ": " << tokBuf.getError().message();
-  StringRef tokBytes = (*tokBuf)->getBuffer();
-  program.tokenizer.assign(tokBytes.bytes_begin(), tokBytes.bytes_end());
+  // Tokenizer bytes: a model the importer built (GGUF), or tokenizer.model.
+  if (auto model = m->getAttrOfType<StringAttr>("gemma.tokenizer_model")) {
+    program.tokenizer.assign(model.getValue().bytes_begin(),
+                             model.getValue().bytes_end());
+  } else {
+    auto tokPath = m->getAttrOfType<StringAttr>("gemma.tokenizer");
+    if (!tokPath)
+      return module.emitError() << "missing module attribute gemma.tokenizer "
+                                   "(path of tokenizer.model) or "
+                                   "gemma.tokenizer_model (its bytes)";
+    auto tokBuf = llvm::MemoryBuffer::getFile(tokPath.getValue(),
+                                              /*IsText=*/false);
+    if (!tokBuf)
+      return module.emitError()
+             << "cannot read tokenizer " << tokPath.getValue() << ": "
+             << tokBuf.getError().message();
+    StringRef tokBytes = (*tokBuf)->getBuffer();
+    program.tokenizer.assign(tokBytes.bytes_begin(), tokBytes.bytes_end());
+  }
 
   auto special = m->getAttrOfType<DictionaryAttr>("gemma.special_tokens");
   if (!special)
@@ -782,6 +794,29 @@ void Emitter::progress(uint64_t done, uint64_t total, bool final) {
                << " / " << humanBytes(total) << ")\n";
 }
 
+/// Non-finite values among `n` stored elements of `format`, and the index
+/// (plus `base`) of the first; an f16 overflow to infinity counts too.
+static uint64_t countNonFinite(const unsigned char *p, WeightFormat format,
+                               uint64_t n, uint64_t base, uint64_t &first) {
+  uint64_t count = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    bool bad;
+    if (format == WeightFormat::F32) {
+      uint32_t u;
+      std::memcpy(&u, p + 4 * i, 4);
+      bad = (u & 0x7f800000u) == 0x7f800000u;
+    } else {
+      uint16_t h;
+      std::memcpy(&h, p + 2 * i, 2);
+      uint16_t exp = format == WeightFormat::BF16 ? 0x7f80u : 0x7c00u;
+      bad = (h & exp) == exp;
+    }
+    if (bad && count++ == 0)
+      first = base + i;
+  }
+  return count;
+}
+
 LogicalResult Emitter::writeWeights(llvm::raw_fd_ostream &os) {
   uint64_t total = 0;
   for (const std::string &name : weightOrder)
@@ -801,7 +836,16 @@ LogicalResult Emitter::writeWeights(llvm::raw_fd_ostream &os) {
     segment.offset = start;
 
     StringRef file = w.op.getFile();
-    uint64_t srcBytes = w.elements * weightFormatBytes(w.source);
+    // A GGUF block format is read a row (the last dimension) at a time.
+    const uint64_t srcCols =
+        w.ggml == GgmlBlockFormat::None
+            ? 0
+            : static_cast<uint64_t>(
+                  cast<RankedTensorType>(w.op.getType()).getShape().back());
+    uint64_t srcBytes =
+        w.ggml == GgmlBlockFormat::None
+            ? w.elements * weightFormatBytes(w.source)
+            : w.elements / srcCols * ggmlRowBytes(w.ggml, srcCols);
     uint64_t fileSize = 0;
     if (std::error_code ec = llvm::sys::fs::file_size(file, fileSize))
       return w.op.emitOpError()
@@ -831,6 +875,30 @@ LogicalResult Emitter::writeWeights(llvm::raw_fd_ostream &os) {
     }
     size_t outElem = weightFormatBytes(w.target);
     size_t inElem = weightFormatBytes(w.source);
+    if (w.ggml != GgmlBlockFormat::None) {
+      // Decoded to f32 exactly, then stored as the float dtype.
+      std::vector<float> row(srcCols);
+      buffer.resize(srcCols * outElem);
+      const uint64_t rowBytes = ggmlRowBytes(w.ggml, srcCols);
+      for (uint64_t r = 0; r < w.elements / srcCols; ++r) {
+        dequantizeRowGgml(w.ggml, src + r * rowBytes, srcCols, row.data());
+        convertWeights(row.data(), WeightFormat::F32, buffer.data(), w.target,
+                       srcCols);
+        hash = Fnv1a64(buffer.data(), srcCols * outElem, hash);
+        os.write(reinterpret_cast<const char *>(buffer.data()),
+                 srcCols * outElem);
+        done += srcCols * outElem;
+        progress(done, total, false);
+      }
+      segment.checksum = hash;
+      pos = start + w.bytes;
+      if (os.has_error())
+        return module.emitError() << "write error: " << os.error().message();
+      continue;
+    }
+    // A NaN or Inf weight is stored as is, with a warning: it may sit where
+    // nothing reads it (a padding row), and refusing would leave no module.
+    uint64_t nonFinite = 0, firstNonFinite = 0;
     for (uint64_t first = 0; first < w.elements; first += chunkElements) {
       uint64_t n = std::min(chunkElements, w.elements - first);
       const unsigned char *out = src + first * inElem;
@@ -840,11 +908,18 @@ LogicalResult Emitter::writeWeights(llvm::raw_fd_ostream &os) {
                        n);
         out = buffer.data();
       }
+      nonFinite += countNonFinite(out, w.target, n, first, firstNonFinite);
       hash = Fnv1a64(out, n * outElem, hash);
       os.write(reinterpret_cast<const char *>(out), n * outElem);
       done += n * outElem;
       progress(done, total, false);
     }
+    if (nonFinite != 0)
+      w.op.emitWarning() << "weight '" << name << "' in " << file << " has "
+                         << nonFinite << " non-finite value(s) (NaN or Inf) "
+                         << "as " << lowerName(w.dtype) << ", the first at "
+                         << "element " << firstNonFinite
+                         << "; stored as is, expected finite weights";
     segment.checksum = hash;
     pos = start + w.bytes;
     if (os.has_error())
@@ -883,12 +958,25 @@ LogicalResult Emitter::writeQuantized(WeightInfo &w, const unsigned char *src,
   std::vector<float> scales;
   if (w.dtype == fbs::DType::Q8C)
     scales.reserve(rows);
+  // A GGUF source: Q4_0 into Q4G32 is the same bytes, copied; anything else
+  // is decoded and requantized, and what that cost is measured and reported.
+  const bool ggml = w.ggml != GgmlBlockFormat::None;
+  const bool copyQ4 = w.ggml == GgmlBlockFormat::Q4_0 && q4g32;
+  const uint64_t ggmlRow = ggml ? ggmlRowBytes(w.ggml, cols) : 0;
+  std::vector<float> back(ggml && !copyQ4 ? cols : 0);
+  float maxError = 0.0f, maxAbs = 0.0f;
   for (uint64_t first = 0; first < rows; first += batch) {
     uint64_t n = std::min(batch, rows - first);
     for (uint64_t r = 0; r < n; ++r) {
       uint64_t index = first + r;
       const unsigned char *in = src + index * cols * inElem;
-      if (w.source == WeightFormat::BF16) {
+      if (copyQ4) {
+        std::memcpy(out.data() + r * rowBytes, src + index * ggmlRow, rowBytes);
+        continue;
+      }
+      if (ggml) {
+        dequantizeRowGgml(w.ggml, src + index * ggmlRow, cols, row.data());
+      } else if (w.source == WeightFormat::BF16) {
         // The common checkpoint dtype: a shift, in a loop that vectorizes.
         for (uint64_t j = 0; j < cols; ++j) {
           uint16_t h;
@@ -923,6 +1011,19 @@ LogicalResult Emitter::writeQuantized(WeightInfo &w, const unsigned char *src,
                << "too large for the f16 scale of " << lowerName(w.dtype)
                << " (the largest f16 is 65504); store it as q8 or a float "
                   "dtype instead";
+      if (ggml) {
+        if (w.dtype == fbs::DType::Q8C)
+          dequantizeRowQ8C(reinterpret_cast<const int8_t *>(dst), scales.back(),
+                           cols, back.data());
+        else if (q4g32)
+          dequantizeRowQ4G32(dst, cols, back.data());
+        else
+          dequantizeRowQ4G128(dst, cols, back.data());
+        for (uint64_t j = 0; j < cols; ++j) {
+          maxError = std::max(maxError, std::fabs(back[j] - row[j]));
+          maxAbs = std::max(maxAbs, std::fabs(row[j]));
+        }
+      }
     }
     const unsigned char *bytes = out.data();
     if (packed) {
@@ -944,6 +1045,15 @@ LogicalResult Emitter::writeQuantized(WeightInfo &w, const unsigned char *src,
     os.write(reinterpret_cast<const char *>(bytes), scales.size() * 4);
     done += scales.size() * 4;
     progress(done, total, false);
+  }
+  if (ggml && !copyQ4) {
+    char measured[96];
+    std::snprintf(measured, sizeof(measured),
+                  "max abs error %.3g (largest |w| %.3g)", maxError, maxAbs);
+    w.op.emitWarning() << "weight '" << name << "' is " << w.op.getSourceDtype()
+                       << " in the GGUF file, which has no identical "
+                          "module format: requantized to "
+                       << lowerName(w.dtype) << ", " << measured;
   }
   return success();
 }

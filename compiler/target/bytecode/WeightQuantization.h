@@ -130,7 +130,12 @@ inline bool quantizeRowQ4G128(const float *x, size_t cols, unsigned char *out) {
     }
     uint16_t dh = f32ToF16(hi == lo ? 0.0f : (hi - lo) / 15.0f);
     uint16_t mh = f32ToF16(lo);
-    ok &= detail::finiteF16(dh) && detail::finiteF16(mh);
+    if (!detail::finiteF16(dh) || !detail::finiteF16(mh)) {
+      // The caller refuses the row; (v - m) / d would be NaN, whose
+      // conversion to int below is undefined.
+      ok = false;
+      continue;
+    }
     float d = f16ToF32(dh), m = f16ToF32(mh);
     detail::storeF16(blk, dh);
     detail::storeF16(blk + 2, mh);

@@ -6,9 +6,17 @@
 //===----------------------------------------------------------------------===//
 
 func.func @weight_dtype() -> tensor<4xf32> {
-  // expected-error @+1 {{'gemma.weight' op source_dtype must be F32, BF16 or F16, got "I8"}}
+  // expected-error @+1 {{'gemma.weight' op source_dtype must be F32, BF16, F16, Q4_0, Q8_0, Q4_K, Q5_K or Q6_K, got "I8"}}
   %w = gemma.weight "w" {file = "m.safetensors", offset = 0 : i64, source_dtype = "I8"} : tensor<4xf32>
   return %w : tensor<4xf32>
+}
+
+// -----
+
+func.func @weight_ggml_block() -> tensor<4x48xf32> {
+  // expected-error @+1 {{'gemma.weight' op source_dtype Q4_0 stores blocks of 32 values along the last dimension, but the weight is 'tensor<4x48xf32>'}}
+  %w = gemma.weight "w" {file = "m.gguf", offset = 0 : i64, source_dtype = "Q4_0"} : tensor<4x48xf32>
+  return %w : tensor<4x48xf32>
 }
 
 // -----

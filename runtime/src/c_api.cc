@@ -332,6 +332,78 @@ gemmac_status *gemmac_session_create(gemmac_runtime *runtime,
   GEMMAC_C_CATCH
 }
 
+gemmac_status *
+gemmac_module_session_memory(const gemmac_module *module,
+                             const gemmac_session_options *options,
+                             gemmac_session_memory *out) {
+  if (module == nullptr || out == nullptr || out->struct_size < sizeof(size_t))
+    return Invalid("gemmac_module_session_memory: module or out is NULL, or "
+                   "out->struct_size is unset");
+  GEMMAC_C_TRY
+  gemmac_session_options defaults{};
+  defaults.struct_size = sizeof(defaults);
+  gemmac_session_options o = ReadOptions(options, defaults);
+  gemmac::Session::Memory need;
+  gemmac::Status st =
+      gemmac::Session::MemoryNeeded(*module->module, o.context_length, &need);
+  if (!st.ok())
+    return ToC(st);
+  gemmac_session_memory m{};
+  m.struct_size = sizeof(m);
+  m.context_length = need.context_length;
+  m.arena_bytes = need.arena_bytes;
+  m.kv_cache_bytes = need.kv_bytes;
+  size_t n = out->struct_size < sizeof(m) ? out->struct_size : sizeof(m);
+  std::memcpy(out, &m, n);
+  out->struct_size = n;
+  return nullptr;
+  GEMMAC_C_CATCH
+}
+
+gemmac_status *gemmac_runtime_device_info(gemmac_runtime *runtime,
+                                          const char *plugin_name,
+                                          gemmac_device_info *info) {
+  if (runtime == nullptr || info == nullptr ||
+      info->struct_size < sizeof(size_t))
+    return Invalid("gemmac_runtime_device_info: runtime or info is NULL, or "
+                   "info->struct_size is unset");
+  GEMMAC_C_TRY
+  const std::string name = plugin_name ? plugin_name : "";
+  std::shared_ptr<const gemmac::Plugin> plugin;
+  {
+    std::lock_guard<std::mutex> lock(runtime->mu);
+    plugin = runtime->registry.Find(name);
+  }
+  if (plugin == nullptr)
+    return MakeStatus(GEMMAC_STATUS_NOT_FOUND,
+                      name.empty() ? std::string("gemmac_runtime_device_info: "
+                                                 "no backend plugin is "
+                                                 "registered")
+                                   : "gemmac_runtime_device_info: no plugin "
+                                     "named '" +
+                                         name + "' is registered");
+  std::unique_ptr<gemmac::Backend> backend;
+  gemmac::Status st =
+      gemmac::Backend::Create(plugin, runtime->num_threads, &backend);
+  if (!st.ok())
+    return ToC(st);
+  gemmac_device_info d{};
+  if (!backend->DeviceInfo(&d))
+    return MakeStatus(
+        GEMMAC_STATUS_UNIMPLEMENTED,
+        "gemmac_runtime_device_info: plugin '" + backend->name() +
+            "' gave no device information (device_info() needs ABI 1.5; "
+            "the plugin speaks " +
+            std::to_string(backend->api().abi_major) + "." +
+            std::to_string(backend->api().abi_minor) + ")");
+  d.struct_size = sizeof(d);
+  size_t n = info->struct_size < sizeof(d) ? info->struct_size : sizeof(d);
+  std::memcpy(info, &d, n);
+  info->struct_size = n;
+  return nullptr;
+  GEMMAC_C_CATCH
+}
+
 void gemmac_session_release(gemmac_session *session) {
   if (session == nullptr)
     return;

@@ -14,21 +14,14 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
 
 } // namespace
 
-Status Session::Create(std::shared_ptr<const Module> module,
-                       const PluginRegistry &plugins,
-                       const SessionOptions &options,
-                       std::unique_ptr<Session> *out) {
-  if (module == nullptr)
-    return Status(StatusCode::kInvalidArgument, "session: module is null");
-  std::unique_ptr<Session> s(new Session());
-  s->module_ = module;
-  const schema::Module &prog = module->program();
-  const std::string &file = module->path();
-
+Status Session::MemoryNeeded(const Module &module, int64_t context_length,
+                             Memory *out) {
+  const schema::Module &prog = module.program();
+  const std::string &file = module.path();
   int64_t max_ctx = prog.config()->max_context();
   if (max_ctx <= 0)
     max_ctx = 4096;
-  int64_t ctx = options.context_length;
+  int64_t ctx = context_length;
   if (ctx < 0)
     return Status(StatusCode::kInvalidArgument, "session: context length " +
                                                     std::to_string(ctx) +
@@ -51,6 +44,29 @@ Status Session::Create(std::shared_ptr<const Module> module,
                           " exceeds kv_layers[" + std::to_string(i) +
                           "].capacity " + std::to_string(l->capacity()));
     }
+  const schema::Function *prefill = module.FindFunction("prefill");
+  const schema::Function *decode = module.FindFunction("decode");
+  out->context_length = ctx;
+  out->arena_bytes = std::max<uint64_t>(
+      {prefill->arena_bytes(), decode->arena_bytes(), uint64_t(64)});
+  out->kv_bytes = KvCache::BytesNeeded(prog, ctx);
+  return Status::Ok();
+}
+
+Status Session::Create(std::shared_ptr<const Module> module,
+                       const PluginRegistry &plugins,
+                       const SessionOptions &options,
+                       std::unique_ptr<Session> *out) {
+  if (module == nullptr)
+    return Status(StatusCode::kInvalidArgument, "session: module is null");
+  std::unique_ptr<Session> s(new Session());
+  s->module_ = module;
+  const schema::Module &prog = module->program();
+  const std::string &file = module->path();
+
+  Memory need;
+  GEMMAC_RETURN_IF_ERROR(MemoryNeeded(*module, options.context_length, &need));
+  const int64_t ctx = need.context_length;
   s->context_length_ = ctx;
 
   std::shared_ptr<const Plugin> plugin = plugins.Find(options.plugin);
@@ -82,11 +98,10 @@ Status Session::Create(std::shared_ptr<const Module> module,
 
   const schema::Function *prefill = module->FindFunction("prefill");
   const schema::Function *decode = module->FindFunction("decode");
-  s->arena_bytes_ = std::max<uint64_t>(
-      {prefill->arena_bytes(), decode->arena_bytes(), uint64_t(64)});
+  s->arena_bytes_ = need.arena_bytes;
   // What the session will allocate, checked against what the device says it
   // can still give, before anything is allocated.
-  const uint64_t kv_bytes = KvCache::BytesNeeded(prog, ctx);
+  const uint64_t kv_bytes = need.kv_bytes;
   gemmac_device_info dev;
   if (s->backend_->DeviceInfo(&dev) && dev.memory_available_bytes > 0 &&
       s->arena_bytes_ + kv_bytes > dev.memory_available_bytes)

@@ -85,6 +85,18 @@ public:
                        std::unique_ptr<Session> *out);
   ~Session();
 
+  // What a session of `context_length` tokens (0: the default) on `module`
+  // will allocate on its device, computed without creating one, so that a
+  // caller can print or check it first; Create refuses with the same
+  // figures. Fails as Create does for a context above max_context.
+  struct Memory {
+    int64_t context_length = 0; // resolved: 0 becomes the default
+    uint64_t arena_bytes = 0;
+    uint64_t kv_bytes = 0;
+  };
+  static Status MemoryNeeded(const Module &module, int64_t context_length,
+                             Memory *out);
+
   Status AppendTokens(const int32_t *ids, size_t count);
   // Encodes with the module's tokenizer (no BOS) and appends.
   Status AppendText(std::string_view text);

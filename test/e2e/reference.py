@@ -14,6 +14,7 @@ shares nothing with the compiled path but the checkpoint.
 Numpy and the standard library only; run with /usr/bin/python3.
 
     reference.py CKPT_DIR --ids 2,5,9 [--greedy 32] [--rows R] [--compile-dtype bf16]
+                 [--kv-dtype i8]
 """
 
 import argparse
@@ -276,9 +277,15 @@ class Model:
     weight to bfloat16 first (what `gemma-compile --dtype bf16` stores), "f32" rounds
     them to float32. It also decides the precision of the embedding scale, which Hugging
     Face rounds to the embedding's dtype.
+
+    kv_dtype: "i8" passes every key and value through the int8 KV cache's rounding
+    (`gemma-compile --kv-dtype i8`) before attention; None or "f32" keeps them exact.
     """
 
-    def __init__(self, ckpt_dir, compile_dtype=None):
+    def __init__(self, ckpt_dir, compile_dtype=None, kv_dtype=None):
+        if kv_dtype not in (None, "f32", "i8"):
+            raise ReferenceError("kv_dtype %r, expected f32 or i8" % kv_dtype)
+        self.kv_dtype = kv_dtype
         cfg_path = os.path.join(ckpt_dir, "config.json")
         self.cfg = Config(_read_json(cfg_path), cfg_path)
         c = self.cfg
@@ -373,6 +380,24 @@ class Model:
     def gelu_tanh(x):
         return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
 
+    # Queries per block of the attention: bounds the score matrix at BLOCK x (BLOCK +
+    # window) for a sliding layer and BLOCK x T for a global one, so that sequences
+    # of thousands of tokens (the long-context cases) cost seconds and little memory.
+    BLOCK = 256
+
+    @staticmethod
+    def quantize_i8(x):
+        """What an int8 KV cache stores and gives back (docs/quantization.md): per
+        (position, KV head) row, s = max|x| / 127 and q = round(x / s), half away from
+        zero, in float32 as the engine computes them; returns q * s as float64."""
+        x32 = np.asarray(x, dtype=np.float32)
+        s = (np.abs(x32).max(axis=-1, keepdims=True) / np.float32(127.0)).astype(np.float32)
+        safe = np.where(s > 0, s, np.float32(1.0))
+        r = (x32 / safe).astype(np.float64)
+        q = np.clip(np.sign(r) * np.floor(np.abs(r) + 0.5), -127, 127)
+        q = np.where(s > 0, q, 0.0)
+        return q * s.astype(np.float64)
+
     def attention(self, L, x, sliding):
         c = self.cfg
         T = x.shape[0]
@@ -390,25 +415,33 @@ class Model:
         else:
             q = self.rope(q, pos, c.global_theta, c.global_factor)
             k = self.rope(k, pos, c.global_theta, c.global_factor)
-        i = pos[:, None]
-        j = pos[None, :]
-        visible = j <= i
-        if sliding:
-            visible &= j > i - c.window
+        if self.kv_dtype == "i8":
+            k, v = self.quantize_i8(k), self.quantize_i8(v)
         group = c.heads // c.kv_heads
-        out = np.empty((T, c.heads, D))
         scale = c.query_pre_attn_scalar ** -0.5
-        for h in range(c.heads):
-            kh = h // group
-            s = (q[:, h, :] @ k[:, kh, :].T) * scale
+        # Query head h reads KV head h // group: [KV, group, T, D] against [KV, T, D].
+        qg = q.reshape(T, c.kv_heads, group, D).transpose(1, 2, 0, 3)
+        kt = k.transpose(1, 2, 0)  # [KV, D, T]
+        vt = v.transpose(1, 0, 2)  # [KV, T, D]
+        out = np.empty((c.kv_heads, group, T, D))
+        for s0 in range(0, T, self.BLOCK):
+            s1 = min(T, s0 + self.BLOCK)
+            # The first key any query of the block may see; the mask below is exact.
+            j0 = max(0, s0 - c.window + 1) if sliding else 0
+            s = (qg[:, :, s0:s1, :] @ kt[:, None, :, j0:s1]) * scale
             if c.attn_softcap:
                 s = c.attn_softcap * np.tanh(s / c.attn_softcap)
+            i = np.arange(s0, s1)[:, None]
+            j = np.arange(j0, s1)[None, :]
+            visible = j <= i
+            if sliding:
+                visible &= j > i - c.window
             s = np.where(visible, s, -np.inf)
             s = s - s.max(axis=-1, keepdims=True)
             p = np.exp(s)
             p /= p.sum(axis=-1, keepdims=True)
-            out[:, h, :] = p @ v[:, kh, :]
-        return out.reshape(T, c.heads * D) @ L["o"].T
+            out[:, :, s0:s1, :] = p @ vt[:, None, j0:s1, :]
+        return out.transpose(2, 0, 1, 3).reshape(T, c.heads * D) @ L["o"].T
 
     def hidden_states(self, ids, num_layers=None):
         """Residual stream after `num_layers` decoder layers (all by default)."""
@@ -437,13 +470,17 @@ class Model:
     def default_rows(self):
         return self.pieces if self.pieces is not None else self.cfg.vocab
 
-    def logits(self, ids, rows=None):
+    def logits(self, ids, rows=None, positions=None):
         """float64 [len(ids), rows]: the tied head over the first `rows` embedding rows
-        (the tokenizer's pieces; padding rows are not scored)."""
+        (the tokenizer's pieces; padding rows are not scored). With `positions`, only
+        those rows of the result, in that order."""
         rows = self.default_rows() if rows is None else rows
         if not 0 < rows <= self.cfg.vocab:
             raise ReferenceError("rows %d outside (0, %d]" % (rows, self.cfg.vocab))
-        x = self.rms_norm(self.hidden_states(ids), self.final_norm)
+        x = self.hidden_states(ids)
+        if positions is not None:
+            x = x[np.asarray(positions, dtype=np.int64)]
+        x = self.rms_norm(x, self.final_norm)
         out = x @ self.embed[:rows].T
         if self.cfg.final_softcap:
             out = self.cfg.final_softcap * np.tanh(out / self.cfg.final_softcap)
@@ -474,6 +511,8 @@ def main():
     ap.add_argument("--rows", type=int, default=None,
                     help="scored rows (default: the tokenizer's piece count)")
     ap.add_argument("--compile-dtype", choices=["f32", "bf16"], default=None)
+    ap.add_argument("--kv-dtype", choices=["f32", "i8"], default=None,
+                    help="i8: round keys and values as an int8 KV cache stores them")
     ap.add_argument("--save-logits", default=None, help="write prompt logits as .npy")
     args = ap.parse_args()
     try:
@@ -481,7 +520,7 @@ def main():
     except ValueError:
         sys.exit("reference.py: --ids: expected comma-separated integers, got %r" % args.ids)
     try:
-        model = Model(args.ckpt, args.compile_dtype)
+        model = Model(args.ckpt, args.compile_dtype, args.kv_dtype)
         lg = model.logits(ids, args.rows)
         if args.save_logits:
             np.save(args.save_logits, lg.astype(np.float32))

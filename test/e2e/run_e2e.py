@@ -125,6 +125,58 @@ CASES = {
 }
 
 
+# Long context: thousands of tokens through small rings. The prompt is prefilled in
+# chunks of --max-chunk, so prefill runs dozens of chunks and each sliding layer's ring
+# (window + largest chunk rows) wraps many times before the greedy decode steps. What is
+# compared against the reference, at f32 tolerance (REL_TOL above; measured errors are
+# printed):
+#   * the logits of every prompt position (reported for the first chunk, a middle chunk
+#     and the last position);
+#   * the logits each greedy decode step sampled from (gemma-run --dump-gen-logits,
+#     against the reference run over the engine's own tokens), and that the engine's
+#     tokens are the reference's argmax wherever the reference's margin pins them;
+#   * the KV cache size gemma-run prints before it allocates, against the formula.
+# int8 KV cache (kv "i8"): the reference passes keys and values through the same int8
+# rounding (reference.Model.quantize_i8). That cannot be bit-exact: where x / s lands
+# within f32-vs-f64 noise of a .5 the two round apart by one quantum (max|x| / 127),
+# and through the global layers such a key reaches every later position. Measured on
+# long_gemma3_kv_i8 (per-position max error, as a fraction of the logit range): against
+# the simulated rounding median 7e-4, max 5.5e-3; against the unrounded reference median
+# 7.7e-3, max 2.8e-2. I8_REL_TOL = 1.5e-2 is 2.7x the first maximum and below the
+# second; a wrong ring costs more than the range (see the report of this case).
+I8_REL_TOL = 1.5e-2
+LONG_PROMPT_WORDS = 950  # about 3000 tokens with the demo tokenizer
+LONG_DECODE_STEPS = 8
+LONG_CASES = {
+    # Gemma 3: 5 local (window 64) : 1 global, QK-norm, dual theta; 3000 tokens in
+    # chunks of 128: the rings hold 64 + 128 = 192 rows and wrap ~15 times.
+    "long_gemma3": {
+        "ckpt": ["--form", "flat", "--dtype", "f32", "--layers", "7", "--window", "64",
+                 "--max-pos", "4096", "--seed", "4"],
+        "compile": ["--dtype", "f32", "--max-chunk", "128"],
+        "kv": "f32",
+        "check_ctx_refusal": True,
+    },
+    # The same with an int8 KV cache.
+    "long_gemma3_kv_i8": {
+        "ckpt": ["--form", "flat", "--dtype", "f32", "--layers", "7", "--window", "64",
+                 "--max-pos", "4096", "--seed", "4"],
+        "compile": ["--dtype", "f32", "--max-chunk", "128", "--kv-dtype", "i8"],
+        "kv": "i8",
+    },
+    # Gemma 2: alternating local (window 64) / global layers, attention and final
+    # soft-caps that bite (scaled down with the model, as in gemma2_softcap).
+    "long_gemma2": {
+        "ckpt": ["--family", "gemma2", "--dtype", "f32", "--layers", "6", "--window", "64",
+                 "--attn-softcap", "4", "--final-softcap", "2", "--query-pre-attn-scalar",
+                 "12", "--special-layout", "gemma1", "--vocab", "640", "--max-pos", "4096",
+                 "--seed", "7"],
+        "compile": ["--dtype", "f32", "--max-chunk", "128"],
+        "kv": "f32",
+    },
+}
+
+
 class Failure(Exception):
     pass
 
@@ -307,6 +359,158 @@ def run_case(name, bin_dir, work, plugin=None, rel_tol=None, expect=None):
         check_variant(variant, case, ckpt, work, compile_tool, run_tool, got, generated)
     print("e2e %s: OK (%d prompt tokens, window %d, %d layers)" %
           (name, len(prompt_ids), model.cfg.window, model.cfg.layers))
+
+
+def long_prompt(path, words):
+    """Writes `words` words drawn (seeded) from the demo corpus: text the tokenizer
+    knows, in an order it has never seen."""
+    corpus = os.path.join(SRC_ROOT, "tools", "make-demo-model", "corpus.txt")
+    with open(corpus) as f:
+        vocab = f.read().split()
+    rng = np.random.default_rng(11)
+    text = " ".join(vocab[i] for i in rng.integers(0, len(vocab), words))
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def expected_kv_bytes(cfg, ctx, chunk, kv):
+    """The KV cache a session of `ctx` tokens needs (docs/families.md, "Long
+    context"): per layer and position, K and V of kv_heads x head_dim (f32, or int8
+    plus one f32 scale per KV head); a sliding layer keeps a ring of window + largest
+    chunk rows (never more than the context), a global layer the whole context."""
+    per_pos = 2 * cfg.kv_heads * (cfg.head_dim * 4 if kv == "f32" else cfg.head_dim + 4)
+    rows = sum(min(cfg.window + chunk, ctx) if sliding else ctx for sliding in cfg.sliding)
+    return rows * per_pos
+
+
+def run_long_case(name, bin_dir, work):
+    case = LONG_CASES[name]
+    os.makedirs(work, exist_ok=True)
+    ckpt = os.path.join(work, "ckpt")
+    module = os.path.join(work, "model.gmc")
+    prompt = os.path.join(work, "prompt.txt")
+    dump = os.path.join(work, "prompt_logits.npy")
+    gen_dump = os.path.join(work, "gen_logits.npy")
+    for path in (module, dump, gen_dump):
+        if os.path.exists(path):
+            os.remove(path)
+    make_checkpoint(ckpt, case["ckpt"])
+    long_prompt(prompt, LONG_PROMPT_WORDS)
+    chunk = int(case["compile"][case["compile"].index("--max-chunk") + 1])
+    ctx = 4096
+    run([os.path.join(bin_dir, "gemma-compile"), ckpt, "-o", module, "--quiet"] +
+        case["compile"], "gemma-compile")
+    out, err = run([os.path.join(bin_dir, "gemma-run"), module, "-f", prompt, "--raw",
+                    "-n", str(LONG_DECODE_STEPS), "--temp", "0", "--json", "--ctx", str(ctx),
+                    "--dump-logits", dump, "--dump-gen-logits", gen_dump, "--threads", "2",
+                    "--stats"], "gemma-run", stderr_too=True)
+    try:
+        result = json.loads(out)
+        prompt_ids = [int(t) for t in result["prompt_ids"]]
+        generated = [int(t) for t in result["generated_ids"]]
+    except (ValueError, KeyError, TypeError) as e:
+        raise Failure("gemma-run --json: expected one JSON object with prompt_ids and "
+                      "generated_ids (%s); stdout was:\n%s" % (e, out[-3000:]))
+    model = reference.Model(ckpt, compile_dtype="f32", kv_dtype=case["kv"])
+    cfg = model.cfg
+    P = len(prompt_ids)
+    if not 2000 <= P <= ctx - LONG_DECODE_STEPS:
+        raise Failure("the long prompt has %d tokens; expected 2000 to %d" %
+                      (P, ctx - LONG_DECODE_STEPS))
+
+    # The memory line gemma-run prints before the session allocates.
+    want_kv = expected_kv_bytes(cfg, ctx, chunk, case["kv"])
+    line = next((l for l in err.splitlines() if l.startswith("session: context")), None)
+    if line is None:
+        raise Failure("gemma-run --stats printed no 'session: context ...' line before "
+                      "the session; stderr:\n%s" % err[-2000:])
+    if ("session: context %d needs KV cache" % ctx) not in line or \
+            ("(%d + " % want_kv) not in line:
+        raise Failure("gemma-run's memory line says\n  %s\nexpected context %d and a KV "
+                      "cache of %d bytes (sliding rings of %d + %d rows)" %
+                      (line, ctx, want_kv, cfg.window, chunk))
+    print(line)
+
+    try:
+        got = np.load(dump).astype(np.float64)
+        got_gen = np.load(gen_dump).astype(np.float64)
+    except (OSError, ValueError) as e:
+        raise Failure("gemma-run's logit dumps are not readable .npy files (%s)" % e)
+    rows = model.default_rows()
+    # One pass over the engine's own sequence gives the reference logits of every
+    # prompt position and of every decode step (teacher forcing: step i is predicted
+    # from the prompt and the engine's first i tokens).
+    # A stop token ends generation unreported, so without a logits row.
+    steps = got_gen.shape[0] if got_gen.ndim == 2 else -1
+    if not (steps == len(generated) or (steps == len(generated) - 1 and
+                                        generated[-1] in eos_ids(ckpt))):
+        raise Failure("gemma-run --dump-gen-logits wrote %s rows for %d generated tokens" %
+                      (got_gen.shape, len(generated)))
+    generated = generated[:steps]
+    seq = prompt_ids + generated[:-1] if generated else prompt_ids
+    ref_all = model.logits(seq, rows)
+    ref = ref_all[:P]
+    ref_gen = ref_all[P - 1:P - 1 + steps]
+    if steps == 0:
+        got_gen = got_gen.reshape(0, rows)
+    rel_tol = I8_REL_TOL if case["kv"] == "i8" else REL_TOL["f32"]
+    tol = rel_tol * float(ref.max() - ref.min())
+    if got.shape != ref.shape:
+        raise Failure("prompt logits have shape %s, expected %s" % (got.shape, ref.shape))
+    if got_gen.shape != ref_gen.shape:
+        raise Failure("decode logits have shape %s, expected %s (%d generated tokens)" %
+                      (got_gen.shape, ref_gen.shape, len(generated)))
+    err_pos = np.abs(got - ref).max(axis=1)
+    mid = (P // chunk // 2) * chunk
+    parts = [("first chunk", 0, min(chunk, P)), ("middle chunk", mid, min(mid + chunk, P)),
+             ("last position", P - 1, P), ("all prompt", 0, P)]
+    report = ["%s [%d, %d): %.3g" % (n, a, b, err_pos[a:b].max()) for n, a, b in parts]
+    gen_err = np.abs(got_gen - ref_gen).max(axis=1) if len(generated) else np.zeros(0)
+    report.append("decode steps: %s" % (
+        ", ".join("%.3g" % e for e in gen_err) if len(gen_err) else "none"))
+    print("%d prompt tokens in %d chunks of %d; rings of %d rows wrap %d times; max abs "
+          "error vs the reference (tolerance %.3g = %.2g of the range):\n  %s" %
+          (P, -(-P // chunk), chunk, min(cfg.window + chunk, ctx),
+           P // min(cfg.window + chunk, ctx), tol, rel_tol, "\n  ".join(report)))
+    if err_pos.max() > tol:
+        bad = np.nonzero(err_pos > tol)[0]
+        raise Failure("prompt logits differ from the reference at %d of %d positions, "
+                      "the first at %d (chunk %d): error %.4g > tolerance %.4g" %
+                      (len(bad), P, bad[0], bad[0] // chunk, err_pos[bad[0]], tol))
+    if len(gen_err) and gen_err.max() > tol:
+        step = int(np.argmax(gen_err > tol))
+        raise Failure("decode step %d (position %d) differs from the reference by %.4g > "
+                      "tolerance %.4g: the prompt matched, so suspect the KV cache" %
+                      (step, P + step, gen_err[step], tol))
+    if steps < LONG_DECODE_STEPS - 1:
+        raise Failure("gemma-run generated %d tokens, expected %d: the case checks too "
+                      "few decode steps; change its --seed" % (steps, LONG_DECODE_STEPS))
+    for i, t in enumerate(generated):
+        order = np.argsort(-ref_gen[i], kind="stable")
+        margin = ref_gen[i][order[0]] - ref_gen[i][order[1]]
+        if margin > 2 * tol and t != int(order[0]):
+            raise Failure("decode step %d chose token %d; the reference's argmax is %d "
+                          "with a margin of %.3g (> 2 x tolerance)" %
+                          (i, t, int(order[0]), margin))
+    if case.get("check_ctx_refusal"):
+        check_ctx_refused(os.path.join(bin_dir, "gemma-run"), module, ctx + 1, ctx)
+    print("e2e %s: OK (%d prompt + %d generated tokens, window %d, %d layers, KV %s)" %
+          (name, P, len(generated), cfg.window, cfg.layers, case["kv"]))
+
+
+def check_ctx_refused(run_tool, module, ctx, max_ctx):
+    """gemma-run --ctx above the module's max_context: a non-zero exit and a message
+    naming both numbers, before anything is allocated."""
+    proc = subprocess.run([run_tool, module, "-p", "Hi", "--raw", "-n", "1", "--ctx",
+                           str(ctx)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=60)
+    err = proc.stderr.decode("utf-8", "replace")
+    want = "context length %d exceeds the model's max_context %d" % (ctx, max_ctx)
+    if proc.returncode == 0 or want not in err:
+        raise Failure("gemma-run --ctx %d on a model of max_context %d: expected a non-zero "
+                      "exit and '%s', got exit %d and stderr:\n%s" %
+                      (ctx, max_ctx, want, proc.returncode, err[-2000:]))
+    print("--ctx %d refused: %s" % (ctx, err.strip().splitlines()[-1]))
 
 
 def check_system_rejected(run_tool, module):
@@ -510,7 +714,8 @@ def selftest(work):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--case", required=True, choices=sorted(CASES) + ["selftest"])
+    ap.add_argument("--case", required=True,
+                    choices=sorted(CASES) + sorted(LONG_CASES) + ["selftest"])
     ap.add_argument("--bin-dir", help="directory holding gemma-compile and gemma-run")
     ap.add_argument("--work-dir", required=True)
     ap.add_argument("--plugin", help="run gemma-run on this backend plugin library")
@@ -524,6 +729,10 @@ def main():
     try:
         if args.case == "selftest":
             selftest(args.work_dir)
+        elif args.case in LONG_CASES:
+            if not args.bin_dir:
+                ap.error("--bin-dir is required for case %s" % args.case)
+            run_long_case(args.case, args.bin_dir, args.work_dir)
         else:
             if not args.bin_dir:
                 ap.error("--bin-dir is required for case %s" % args.case)

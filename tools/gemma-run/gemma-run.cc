@@ -2,6 +2,7 @@
 //
 //   gemma-run MODEL.gmc -p "Why is the sky blue?"        one chat turn
 //   gemma-run MODEL.gmc -p TEXT --raw -n 32 --temp 0     BOS + text, greedy
+//   gemma-run MODEL.gmc -f BOOK.txt --ctx 131072         a long prompt
 //   gemma-run MODEL.gmc --chat                           interactive chat
 //
 // Built only on the C API (gemmac/runtime.h), like any embedder. Errors are a
@@ -26,6 +27,7 @@ using gemmac::tools::ParseInt;
 const char kUsage[] =
     "usage: gemma-run MODEL.gmc [options]\n"
     "  -p PROMPT           prompt (one user turn of the chat format)\n"
+    "  -f FILE             read the prompt from FILE instead\n"
     "  -n N                tokens to generate (default 128)\n"
     "  --raw               -p is fed as BOS + text, without the chat format\n"
     "  --chat              interactive multi-turn chat on stdin\n"
@@ -35,16 +37,21 @@ const char kUsage[] =
     "  --top-p P           (default 1 = off)\n"
     "  --seed S            sampling seed (default 0)\n"
     "  --threads N         backend threads (default: the backend decides)\n"
-    "  --ctx N             context length (default min(max_context, 4096))\n"
+    "  --ctx N             context length (default min(max_context, 4096));\n"
+    "                      above 8192, or with --stats, the memory the "
+    "session\n"
+    "                      will need is printed to stderr before it allocates\n"
     "  --plugin PATH       run on this backend plugin library\n"
     "  --json              print {prompt_ids, generated_ids, text} as JSON\n"
     "  --dump-logits F.npy write the logits of every prompt position (not\n"
     "                      for modules compiled with --prefill-logits=last)\n"
+    "  --dump-gen-logits F.npy  write the logits each generated token was\n"
+    "                      sampled from, one row per reported token\n"
     "  --verify-weights    check the weight segment checksums first\n"
     "  --stats             print timings and memory to stderr\n";
 
 struct Options {
-  std::string model, prompt, system, plugin, dump_logits;
+  std::string model, prompt, system, plugin, dump_logits, dump_gen_logits;
   bool has_prompt = false, raw = false, chat = false, json = false;
   bool verify = false, stats = false;
   int32_t n = 128, top_k = 0, threads = 0, ctx = 0;
@@ -65,6 +72,23 @@ bool Failed(gemmac_status *st, const char *what = nullptr) {
                what ? ": " : "", gemmac_status_message(st));
   gemmac_status_free(st);
   return true;
+}
+
+// Returns an error message, or "" on success.
+std::string ReadPromptFile(const char *path, std::string *out) {
+  FILE *f = std::fopen(path, "rb");
+  if (f == nullptr)
+    return std::string("-f ") + path + ": cannot open: " + std::strerror(errno);
+  out->clear();
+  char buf[65536];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0)
+    out->append(buf, n);
+  const bool bad = std::ferror(f) != 0;
+  std::fclose(f);
+  if (bad)
+    return std::string("-f ") + path + ": read error";
+  return "";
 }
 
 bool ParseFloat(const char *s, float *out) {
@@ -102,13 +126,22 @@ std::string ParseArgs(int argc, char **argv, Options *o) {
       o->verify = true;
     } else if (a == "--stats") {
       o->stats = true;
-    } else if (a == "-p" || a == "--system" || a == "--plugin" ||
-               a == "--dump-logits") {
+    } else if (a == "-p" || a == "-f" || a == "--system" || a == "--plugin" ||
+               a == "--dump-logits" || a == "--dump-gen-logits") {
       if (!value(&v))
         return a + " needs a value";
-      if (a == "-p") {
-        o->prompt = v;
+      if (a == "-p" || a == "-f") {
+        if (o->has_prompt)
+          return "give the prompt once: -p TEXT or -f FILE";
         o->has_prompt = true;
+        o->prompt = v;
+        if (a == "-f") {
+          std::string err = ReadPromptFile(v, &o->prompt);
+          if (!err.empty())
+            return err;
+        }
+      } else if (a == "--dump-gen-logits") {
+        o->dump_gen_logits = v;
       } else if (a == "--system") {
         o->system = v;
       } else if (a == "--plugin") {
@@ -147,8 +180,9 @@ std::string ParseArgs(int argc, char **argv, Options *o) {
     return "nothing to do: pass -p PROMPT or --chat";
   if (o->raw && !o->system.empty())
     return "--system needs the chat format; it cannot go with --raw";
-  if (o->chat && (o->json || !o->dump_logits.empty()))
-    return "--json and --dump-logits need -p, not --chat";
+  if (o->chat &&
+      (o->json || !o->dump_logits.empty() || !o->dump_gen_logits.empty()))
+    return "--json, --dump-logits and --dump-gen-logits need -p, not --chat";
   return "";
 }
 
@@ -245,16 +279,74 @@ bool WriteNpy(const std::string &path, const float *data, size_t rows,
 struct Stream {
   bool print = true;
   std::string text;
+  // --dump-gen-logits: the row each reported token was sampled from.
+  gemmac_session *session = nullptr;
+  std::vector<float> logits;
+  size_t cols = 0;
 };
 
-int32_t OnToken(void *user, int32_t, const char *text, size_t len) {
+int32_t OnToken(void *user, int32_t token, const char *text, size_t len) {
   auto *s = static_cast<Stream *>(user);
+  if (s->session != nullptr && token >= 0) {
+    // During the callback the session's last row is still the one the
+    // token was sampled from: the next decode runs after we return.
+    size_t cols = 0;
+    const float *row = gemmac_session_last_logits(s->session, &cols);
+    if (row != nullptr) {
+      s->cols = cols;
+      s->logits.insert(s->logits.end(), row, row + cols);
+    }
+  }
   s->text.append(text, len);
   if (s->print && len) {
     std::fwrite(text, 1, len, stdout);
     std::fflush(stdout);
   }
   return 0;
+}
+
+std::string HumanBytes(uint64_t b) {
+  char buf[32];
+  if (b >= (uint64_t(1) << 30))
+    std::snprintf(buf, sizeof(buf), "%.1f GiB", b / 1073741824.0);
+  else if (b >= (uint64_t(1) << 20))
+    std::snprintf(buf, sizeof(buf), "%.1f MiB", b / 1048576.0);
+  else if (b >= 1024)
+    std::snprintf(buf, sizeof(buf), "%.1f KiB", b / 1024.0);
+  else
+    std::snprintf(buf, sizeof(buf), "%llu bytes",
+                  static_cast<unsigned long long>(b));
+  return buf;
+}
+
+// One line on stderr, before the session allocates: what it will need and
+// what the device has. Returns false (after printing why) when the context
+// cannot be had at all, e.g. above the model's max_context.
+bool PrintSessionMemory(gemmac_runtime *rt, gemmac_module *m,
+                        const gemmac_session_options &so, bool always) {
+  gemmac_session_memory need = {};
+  need.struct_size = sizeof(need);
+  if (Failed(gemmac_module_session_memory(m, &so, &need)))
+    return false;
+  if (!always && need.context_length <= 8192)
+    return true;
+  std::string line = "session: context " + std::to_string(need.context_length) +
+                     " needs KV cache " + HumanBytes(need.kv_cache_bytes) +
+                     " + arena " + HumanBytes(need.arena_bytes) + " (" +
+                     std::to_string(need.kv_cache_bytes) + " + " +
+                     std::to_string(need.arena_bytes) + " bytes)";
+  gemmac_device_info dev = {};
+  dev.struct_size = sizeof(dev);
+  gemmac_status *st = gemmac_runtime_device_info(rt, so.plugin_name, &dev);
+  if (st == nullptr && dev.memory_available_bytes > 0)
+    line += "; the device (" +
+            std::string(dev.name, strnlen(dev.name, sizeof(dev.name))) +
+            ") has " + HumanBytes(dev.memory_available_bytes) + " available";
+  else
+    line += "; the device does not report its free memory";
+  gemmac_status_free(st);
+  std::fprintf(stderr, "%s\n", line.c_str());
+  return true;
 }
 
 void PrintStats(gemmac_session *s) {
@@ -366,6 +458,8 @@ int main(int argc, char **argv) {
     so.num_threads = o.threads;
     so.batch_size = 1;
     so.keep_prompt_logits = o.dump_logits.empty() ? 0 : 1;
+    if (!PrintSessionMemory(rt, m, so, o.stats))
+      break;
     if (Failed(gemmac_session_create(rt, m, &so, &s)))
       break;
 
@@ -415,11 +509,20 @@ int main(int argc, char **argv) {
 
     Stream out;
     out.print = !o.json;
+    if (!o.dump_gen_logits.empty())
+      out.session = s;
     gemmac_status *gen = gemmac_session_generate(s, &p, o.n, OnToken, &out);
     if (!o.json)
       std::fputs("\n", stdout);
     if (Failed(gen, "generate"))
       break;
+    if (!o.dump_gen_logits.empty() &&
+        !WriteNpy(o.dump_gen_logits, out.logits.data(),
+                  out.cols ? out.logits.size() / out.cols : 0, out.cols)) {
+      Fail(o.dump_gen_logits +
+           ": cannot write the logits: " + std::strerror(errno));
+      break;
+    }
     if (o.json) {
       size_t total = 0;
       toks = gemmac_session_tokens(s, &total);

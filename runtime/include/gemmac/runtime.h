@@ -190,6 +190,42 @@ GEMMAC_API gemmac_status *
 gemmac_session_create(gemmac_runtime *runtime, gemmac_module *module,
                       const gemmac_session_options *options,
                       gemmac_session **out);
+
+/* What gemmac_session_create with `options` would allocate on the device,
+ * computed from the module alone (no plugin, no allocation), so that a
+ * caller can print it or decide on a context length first. A session
+ * refuses with RESOURCE_EXHAUSTED when arena + KV cache exceed the memory
+ * its device reports available (gemmac_runtime_device_info). */
+typedef struct gemmac_session_memory {
+  size_t struct_size;
+  /* The context the figures are for: options->context_length, or the
+   * default when that is 0. */
+  int64_t context_length;
+  /* Activations: the larger of prefill's and decode's arena. */
+  uint64_t arena_bytes;
+  /* Every attention layer's K and V (and int8 scales): a sliding-window
+   * layer holds a ring of window + largest prefill chunk rows, a global
+   * layer the whole context. */
+  uint64_t kv_cache_bytes;
+} gemmac_session_memory;
+
+/* Fills the fields of *out that fit in out->struct_size. options NULL =
+ * the defaults. A context above the model's max_context is refused with
+ * RESOURCE_EXHAUSTED, as gemmac_session_create refuses it. */
+GEMMAC_API gemmac_status *
+gemmac_module_session_memory(const gemmac_module *module,
+                             const gemmac_session_options *options,
+                             gemmac_session_memory *out);
+
+/* The device a session on plugin `plugin_name` (NULL = the first
+ * registered) would run on: kind, name, memory and memory available now.
+ * Opens and closes one backend instance of the plugin to ask. Fails with
+ * NOT_FOUND for an unknown plugin and UNIMPLEMENTED for one older than
+ * ABI 1.5 (no device_info). Fills the fields that fit in
+ * info->struct_size. */
+GEMMAC_API gemmac_status *gemmac_runtime_device_info(gemmac_runtime *runtime,
+                                                     const char *plugin_name,
+                                                     gemmac_device_info *info);
 GEMMAC_API void gemmac_session_release(gemmac_session *session);
 
 /* Text -> ids with the module's tokenizer. *out_ids is allocated by the

@@ -1,9 +1,13 @@
 // The C API: status ownership, the load -> session -> generate flow, chat
-// continuation, stop strings, and cancellation from another thread.
+// continuation, stop strings, cancellation from another thread, and the
+// memory a session needs (computed before one exists, refused when the
+// device has less).
 #include <algorithm>
 #include <atomic>
+#include <climits>
 #include <condition_variable>
 #include <cstring>
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 #include <mutex>
 #include <string>
@@ -379,6 +383,198 @@ TEST_F(CApiTest, CancelFromAnotherThread) {
   Collected c;
   EXPECT_EQ(gemmac_session_generate(s, &p, 2, Collect, &c), nullptr);
   gemmac_session_release(s);
+}
+
+// The tiny module: layer 0 slides (window 4, a ring of window + prefill_max -
+// 1 = 11 rows), layer 1 is global; one KV head of 8 f32 values, K and V.
+TEST_F(CApiTest, SessionMemoryIsWhatTheSessionAllocates) {
+  const uint64_t per_pos = 2 * 1 * 8 * 4;
+  for (int32_t ctx : {64, 8, 0}) {
+    gemmac_session_options so = {};
+    so.struct_size = sizeof(so);
+    so.context_length = ctx;
+    gemmac_session_memory need = {};
+    need.struct_size = sizeof(need);
+    gemmac_status *st = gemmac_module_session_memory(module_, &so, &need);
+    ASSERT_EQ(st, nullptr) << gemmac_status_message(st);
+    EXPECT_EQ(need.struct_size, sizeof(need));
+    // 0 means the default, min(max_context 64, 4096).
+    const int64_t resolved = ctx == 0 ? 64 : ctx;
+    EXPECT_EQ(need.context_length, resolved);
+    EXPECT_EQ(need.kv_cache_bytes,
+              (std::min<int64_t>(11, resolved) + resolved) * per_pos);
+    gemmac_session *s = NewSession(ctx);
+    ASSERT_NE(s, nullptr);
+    gemmac_session_stats stats = {};
+    stats.struct_size = sizeof(stats);
+    ASSERT_EQ(gemmac_session_get_stats(s, &stats), nullptr);
+    EXPECT_EQ(stats.kv_cache_bytes, need.kv_cache_bytes) << "ctx " << ctx;
+    EXPECT_EQ(stats.arena_bytes, need.arena_bytes) << "ctx " << ctx;
+    EXPECT_GT(need.arena_bytes, 0u);
+    gemmac_session_release(s);
+  }
+  // NULL options: the defaults.
+  gemmac_session_memory need = {};
+  need.struct_size = sizeof(need);
+  ASSERT_EQ(gemmac_module_session_memory(module_, nullptr, &need), nullptr);
+  EXPECT_EQ(need.context_length, 64);
+  // Above max_context: refused with both numbers, as session_create does.
+  gemmac_session_options so = {};
+  so.struct_size = sizeof(so);
+  so.context_length = 65;
+  gemmac_status *st = gemmac_module_session_memory(module_, &so, &need);
+  ASSERT_NE(st, nullptr);
+  EXPECT_EQ(gemmac_status_code_of(st), GEMMAC_STATUS_RESOURCE_EXHAUSTED);
+  EXPECT_NE(std::string(gemmac_status_message(st))
+                .find("context length 65 exceeds the model's max_context 64"),
+            std::string::npos)
+      << gemmac_status_message(st);
+  gemmac_status_free(st);
+  EXPECT_EQ(gemmac_status_code_of(
+                gemmac_module_session_memory(module_, &so, nullptr)),
+            GEMMAC_STATUS_INVALID_ARGUMENT);
+}
+
+TEST_F(CApiTest, DeviceInfoOfAPlugin) {
+  gemmac_device_info info = {};
+  info.struct_size = sizeof(info);
+  gemmac_status *st = gemmac_runtime_device_info(rt_, nullptr, &info);
+  ASSERT_EQ(st, nullptr) << gemmac_status_message(st);
+  EXPECT_STREQ(info.name, "host (reference kernels)");
+  EXPECT_GT(info.memory_available_bytes, 0u);
+  EXPECT_LE(info.memory_available_bytes, info.memory_bytes);
+  st = gemmac_runtime_device_info(rt_, "no-such-plugin", &info);
+  EXPECT_EQ(gemmac_status_code_of(st), GEMMAC_STATUS_NOT_FOUND);
+  EXPECT_NE(std::string(gemmac_status_message(st)).find("'no-such-plugin'"),
+            std::string::npos);
+  gemmac_status_free(st);
+}
+
+// A long context is refused before anything is allocated when its KV cache
+// does not fit in what the device reports, with the figures
+// gemmac_module_session_memory gives.
+class CApiLongContextTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    TinyConfig cfg;
+    cfg.layers = 4; // two global layers
+    cfg.head_dim = 64;
+    cfg.max_context = INT_MAX;
+    path_ = TempPath("capi_long.gmc");
+    gemmac::test::WriteModule(BuildTinyGemma(cfg), path_);
+  }
+  void TearDown() override { std::remove(path_.c_str()); }
+
+  gemmac_status *Open(const char *plugin, int32_t ctx, gemmac_runtime **rt,
+                      gemmac_module **m, gemmac_session **s) {
+    const char *plugins[] = {plugin};
+    gemmac_runtime_options ro = {};
+    ro.struct_size = sizeof(ro);
+    ro.plugin_paths = plugins;
+    ro.num_plugin_paths = 1;
+    ro.search_plugins = 0;
+    gemmac_status *st = gemmac_runtime_create(&ro, rt);
+    if (st == nullptr)
+      st = gemmac_module_load(*rt, path_.c_str(), m);
+    if (st != nullptr)
+      return st;
+    gemmac_session_options so = {};
+    so.struct_size = sizeof(so);
+    so.context_length = ctx;
+    so.batch_size = 1;
+    return gemmac_session_create(*rt, *m, &so, s);
+  }
+  static gemmac_session_memory Need(gemmac_module *m, int32_t ctx) {
+    gemmac_session_options so = {};
+    so.struct_size = sizeof(so);
+    so.context_length = ctx;
+    gemmac_session_memory need = {};
+    need.struct_size = sizeof(need);
+    gemmac_status *st = gemmac_module_session_memory(m, &so, &need);
+    EXPECT_EQ(st, nullptr) << gemmac_status_message(st);
+    gemmac_status_free(st);
+    return need;
+  }
+
+  std::string path_;
+};
+
+TEST_F(CApiLongContextTest, RefusedWhenTheKvCacheExceedsTheHostsMemory) {
+  // 2 global layers x 2^31 - 1 positions x 512 bytes: 2 TiB of KV cache.
+  gemmac_runtime *rt = nullptr;
+  gemmac_module *m = nullptr;
+  gemmac_session *s = nullptr;
+  gemmac_status *st = Open(GEMMAC_TESTREF_SO, INT_MAX, &rt, &m, &s);
+  ASSERT_NE(m, nullptr);
+  const gemmac_session_memory need = Need(m, INT_MAX);
+  const uint64_t per_pos = 2 * 1 * 64 * 4;
+  EXPECT_EQ(need.kv_cache_bytes,
+            (2 * uint64_t(INT_MAX) + 2 * (4 + 8 - 1)) * per_pos);
+  gemmac_device_info dev = {};
+  dev.struct_size = sizeof(dev);
+  gemmac_status_free(gemmac_runtime_device_info(rt, nullptr, &dev));
+  if (dev.memory_available_bytes >= need.kv_cache_bytes + need.arena_bytes) {
+    gemmac_status_free(st);
+    gemmac_session_release(s);
+    gemmac_module_release(m);
+    gemmac_runtime_release(rt);
+    GTEST_SKIP() << "this host has more than 2 TiB available";
+  }
+  ASSERT_NE(st, nullptr);
+  EXPECT_EQ(s, nullptr);
+  EXPECT_EQ(gemmac_status_code_of(st), GEMMAC_STATUS_RESOURCE_EXHAUSTED);
+  // The refusal of the check before allocation, not a failed allocation.
+  const std::string msg = gemmac_status_message(st);
+  EXPECT_NE(msg.find(": a session needs " +
+                     std::to_string(need.arena_bytes + need.kv_cache_bytes) +
+                     " bytes (arena " + std::to_string(need.arena_bytes) +
+                     " + KV cache " + std::to_string(need.kv_cache_bytes) +
+                     " for context length " + std::to_string(INT_MAX) + ")"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("use a shorter context"), std::string::npos) << msg;
+  gemmac_status_free(st);
+  gemmac_module_release(m);
+  gemmac_runtime_release(rt);
+}
+
+// The figure is exact: a device with one byte less than arena + KV refuses,
+// one with exactly that much gets past the check (the partial plugin fakes
+// its free memory; it then stops at the attention it refuses, as there is no
+// CPU plugin to fall back on).
+TEST_F(CApiLongContextTest, TheCheckUsesExactlyTheReportedFigures) {
+  gemmac_runtime *rt = nullptr;
+  gemmac_module *m = nullptr;
+  gemmac_session *s = nullptr;
+  const int32_t ctx = 4096;
+  gemmac_status_free(Open(GEMMAC_PARTIAL_SO, ctx, &rt, &m, &s));
+  ASSERT_NE(m, nullptr);
+  ASSERT_EQ(s, nullptr);
+  void *lib = dlopen(GEMMAC_PARTIAL_SO, RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_NE(lib, nullptr) << dlerror();
+  auto available = reinterpret_cast<void (*)(uint64_t)>(
+      dlsym(lib, "gemmac_partial_memory_available"));
+  ASSERT_NE(available, nullptr);
+  const gemmac_session_memory need = Need(m, ctx);
+  for (uint64_t have : {need.arena_bytes + need.kv_cache_bytes - 1,
+                        need.arena_bytes + need.kv_cache_bytes}) {
+    available(have);
+    gemmac_session_options so = {};
+    so.struct_size = sizeof(so);
+    so.context_length = ctx;
+    so.batch_size = 1;
+    gemmac_status *st = gemmac_session_create(rt, m, &so, &s);
+    ASSERT_NE(st, nullptr);
+    const std::string msg = gemmac_status_message(st);
+    const bool refused = msg.find(" has " + std::to_string(have) +
+                                  " bytes available") != std::string::npos;
+    EXPECT_EQ(refused, have < need.arena_bytes + need.kv_cache_bytes) << msg;
+    gemmac_status_free(st);
+  }
+  available(0);
+  gemmac_module_release(m);
+  gemmac_runtime_release(rt);
+  dlclose(lib);
 }
 
 TEST_F(CApiTest, ReleaseOrderDoesNotMatter) {

@@ -826,6 +826,29 @@ std::vector<OpCase> AllCases() {
         c->kv_dtype = kv;
         c->capacity = ring ? 8 : 16;
       }
+
+    // Long contexts: 1500 past positions, where a plugin that splits the
+    // keys across threads or blocks (flash-decoding) actually splits them;
+    // a global layer, and a 512-wide window over a ring that has wrapped.
+    for (int32_t kv : {GEMMAC_DTYPE_F32, GEMMAC_DTYPE_I8})
+      for (int ring = 0; ring < 2; ++ring) {
+        a = Attrs();
+        a.layer = 1;
+        a.num_heads = 8;
+        a.num_kv_heads = 2;
+        a.head_dim = 64;
+        a.scale = 0.125f;
+        a.window = ring ? 512 : 0;
+        a.softcap = ring ? 30.0f : 0.0f;
+        OpCase *c = add(std::string("attention_long_") + DTypeName(kv) +
+                            (ring ? "_ring_window_softcap" : "_global"),
+                        GEMMAC_OP_ATTENTION, a,
+                        {Act("q", {T, 512}), Act("k", {T, 128}),
+                         Act("v", {T, 128})},
+                        {{T, 512}}, T, Tol::kElementwise, 1500);
+        c->kv_dtype = kv;
+        c->capacity = ring ? 520 : 2048;
+      }
   }
   return cases;
 }

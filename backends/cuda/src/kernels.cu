@@ -236,19 +236,28 @@ __device__ float KvAt(const KvArgs &kv, bool is_v, int64_t row, int64_t g,
          (is_v ? kv.v_scale : kv.k_scale)[row * kv.kv_heads + g];
 }
 
-// One warp per (token, head); lane l holds dims l, l + kWarp, ... of q and
-// the output. Online softmax (running max m, running sum l) over visible keys.
+// One warp per (token, head, split); lane l holds dims l, l + kWarp, ... of q
+// and the output. Online softmax (running max m, running sum l) over the
+// split's share of the visible keys: all of them when splits == 1, and then
+// the output is final; otherwise the partial state (m, l, acc) goes to
+// `part` for AttentionCombineKernel (flash-decoding).
 constexpr int kPer = kMaxHeadDim / kWarp;
 __global__ void AttentionKernel(const float *q, int64_t past, int64_t H,
                                 float scale, int32_t window, float softcap,
-                                KvArgs kv, float *y) {
-  const int64_t t = blockIdx.x / H, h = blockIdx.x % H;
+                                KvArgs kv, int64_t splits, float *part,
+                                float *y) {
+  const int64_t pair = blockIdx.x / splits, split = blockIdx.x % splits;
+  const int64_t t = pair / H, h = pair % H;
   const int64_t D = kv.head_dim, g = h / (H / kv.kv_heads);
   const int lane = threadIdx.x;
   const int64_t p = past + t;
   int64_t lo = window > 0 ? p - window + 1 : 0;
   if (lo < 0)
     lo = 0;
+  // This split's rows: [first, last] of the visible [lo, p].
+  const int64_t per = (p - lo + splits) / splits;
+  const int64_t first = lo + split * per;
+  const int64_t last = first + per - 1 < p ? first + per - 1 : p;
   float qv[kPer], acc[kPer];
 #pragma unroll
   for (int r = 0; r < kPer; ++r) {
@@ -257,7 +266,7 @@ __global__ void AttentionKernel(const float *q, int64_t past, int64_t H,
     acc[r] = 0;
   }
   float m = -INFINITY, l = 0;
-  for (int64_t j = lo; j <= p; ++j) {
+  for (int64_t j = first; j <= last; ++j) {
     const int64_t row = j % kv.capacity;
     float d = 0;
 #pragma unroll
@@ -280,11 +289,62 @@ __global__ void AttentionKernel(const float *q, int64_t past, int64_t H,
     }
     m = m_new;
   }
+  if (splits == 1) {
+#pragma unroll
+    for (int r = 0; r < kPer; ++r) {
+      const int64_t i = lane + r * kWarp;
+      if (i < D)
+        y[(t * H + h) * D + i] = acc[r] / l;
+    }
+    return;
+  }
+  // Partial state of (pair, split): m, l, then D accumulators.
+  float *out = part + (pair * splits + split) * (2 + D);
+  if (lane == 0) {
+    out[0] = m;
+    out[1] = l;
+  }
 #pragma unroll
   for (int r = 0; r < kPer; ++r) {
     const int64_t i = lane + r * kWarp;
     if (i < D)
-      y[(t * H + h) * D + i] = acc[r] / l;
+      out[2 + i] = acc[r];
+  }
+}
+
+// One warp per (token, head): merges the splits' softmax states. A split
+// with no rows has m = -inf and l = 0 and weighs nothing.
+__global__ void AttentionCombineKernel(const float *part, int64_t splits,
+                                       int64_t H, int64_t D, float *y) {
+  const int64_t pair = blockIdx.x;
+  const int lane = threadIdx.x;
+  const float *base = part + pair * splits * (2 + D);
+  float M = -INFINITY;
+  for (int64_t s = 0; s < splits; ++s)
+    M = fmaxf(M, base[s * (2 + D)]);
+  float L = 0;
+  float acc[kPer];
+#pragma unroll
+  for (int r = 0; r < kPer; ++r)
+    acc[r] = 0;
+  for (int64_t s = 0; s < splits; ++s) {
+    const float *st = base + s * (2 + D);
+    if (st[1] == 0.0f)
+      continue;
+    const float w = expf(st[0] - M);
+    L += st[1] * w;
+#pragma unroll
+    for (int r = 0; r < kPer; ++r) {
+      const int64_t i = lane + r * kWarp;
+      if (i < D)
+        acc[r] += st[2 + i] * w;
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < kPer; ++r) {
+    const int64_t i = lane + r * kWarp;
+    if (i < D)
+      y[pair * D + i] = acc[r] / L;
   }
 }
 
@@ -342,12 +402,38 @@ gpuError_t KvWrite(const float *k_in, const float *v_in, int64_t T,
   return gpuGetLastError();
 }
 
+// Flash-decoding pays off when the visible rows are many and the warps few:
+// about 256 rows a split, at most 64 splits, and only while the (token,
+// head) pairs alone leave the GPU mostly idle.
+int64_t AttentionSplits(int64_t T, int64_t past, int64_t heads,
+                        int32_t window) {
+  int64_t rows = past + T; // the most any token of the call sees
+  if (window > 0 && rows > window)
+    rows = window;
+  if (T * heads >= 512 || rows < 512)
+    return 1;
+  const int64_t splits = (rows + 255) / 256;
+  return splits < 64 ? splits : 64;
+}
+
+int64_t AttentionWorkspaceFloats(int64_t T, int64_t past, int64_t heads,
+                                 int32_t window, int64_t head_dim) {
+  const int64_t splits = AttentionSplits(T, past, heads, window);
+  return splits == 1 ? 0 : T * heads * splits * (2 + head_dim);
+}
+
 gpuError_t Attention(const float *q, int64_t T, int64_t past, int64_t heads,
                      float scale, int32_t window, float softcap, KvArgs kv,
-                     float *y, gpuStream_t s) {
-  if (T > 0)
-    AttentionKernel<<<unsigned(T * heads), kWarp, 0, s>>>(
-        q, past, heads, scale, window, softcap, kv, y);
+                     float *workspace, float *y, gpuStream_t s) {
+  if (T <= 0)
+    return gpuGetLastError();
+  const int64_t splits =
+      workspace ? AttentionSplits(T, past, heads, window) : 1;
+  AttentionKernel<<<unsigned(T * heads * splits), kWarp, 0, s>>>(
+      q, past, heads, scale, window, softcap, kv, splits, workspace, y);
+  if (splits > 1)
+    AttentionCombineKernel<<<unsigned(T * heads), kWarp, 0, s>>>(
+        workspace, splits, heads, kv.head_dim, y);
   return gpuGetLastError();
 }
 

@@ -48,11 +48,18 @@ struct KvArgs {
 gpuError_t KvWrite(const float *k_in, const float *v_in, int64_t T,
                    int64_t past, KvArgs kv, gpuStream_t s);
 // One warp per (token, head): online softmax over the visible cache rows.
-// head_dim <= kMaxHeadDim.
+// head_dim <= kMaxHeadDim. When the visible rows are many and the (token,
+// head) pairs few (decode at long context), the rows are split across
+// AttentionSplits() warps per pair (flash-decoding) and the partial softmax
+// states combined; `workspace` then holds AttentionWorkspaceFloats() floats
+// (null when that is 0).
 constexpr int kMaxHeadDim = 256;
+int64_t AttentionSplits(int64_t T, int64_t past, int64_t heads, int32_t window);
+int64_t AttentionWorkspaceFloats(int64_t T, int64_t past, int64_t heads,
+                                 int32_t window, int64_t head_dim);
 gpuError_t Attention(const float *q, int64_t T, int64_t past, int64_t heads,
                      float scale, int32_t window, float softcap, KvArgs kv,
-                     float *y, gpuStream_t s);
+                     float *workspace, float *y, gpuStream_t s);
 
 } // namespace gemmac_cuda
 

@@ -594,8 +594,16 @@ int32_t RunOp(LaunchScope &s, const Kernel &k, const gemmac_tensor *in,
                                static_cast<const float *>(dev_in[2]), T,
                                ctx->past, kv, st),
                        "kv write kernel"));
+    // Flash-decoding's partial softmax states, when the call splits keys.
+    float *workspace = nullptr;
+    if (const int64_t n = AttentionWorkspaceFloats(T, ctx->past, a.num_heads,
+                                                   a.window, c.head_dim)) {
+      void *p = nullptr;
+      GEMMAC_TRY(s.Temp(size_t(n) * sizeof(float), &p));
+      workspace = static_cast<float *>(p);
+    }
     return s.Check(Attention(x0, T, ctx->past, a.num_heads, a.scale, a.window,
-                             a.softcap, kv, y[0], st),
+                             a.softcap, kv, workspace, y[0], st),
                    "attention kernel");
   }
   case GEMMAC_OP_GELU_TANH:

@@ -228,6 +228,22 @@ public:
     *out = SessionRef(s);
     return st;
   }
+  // What a session of `o` on `module` would allocate, before creating it.
+  static Status SessionMemory(const ModuleRef &module, const SessionOptions &o,
+                              gemmac_session_memory *out) {
+    gemmac_session_options so{};
+    so.struct_size = sizeof(so);
+    so.context_length = o.context_length;
+    so.batch_size = 1;
+    out->struct_size = sizeof(*out);
+    return Status(gemmac_module_session_memory(module.get(), &so, out));
+  }
+  // The device a session on `plugin_name` ("" = the first) would use.
+  Status DeviceInfo(const std::string &plugin_name, gemmac_device_info *out) {
+    out->struct_size = sizeof(*out);
+    return Status(gemmac_runtime_device_info(
+        p_, plugin_name.empty() ? nullptr : plugin_name.c_str(), out));
+  }
 };
 
 } // namespace api

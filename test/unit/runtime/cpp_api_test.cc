@@ -47,6 +47,18 @@ TEST(CppApi, LoadGenerateAndErrors) {
   gemmac_session_stats stats;
   ASSERT_TRUE(s.Stats(&stats).ok());
   EXPECT_EQ(stats.position, int64_t(s.Tokens().size()));
+  // The figures before a session exist are what this one allocated.
+  g::Runtime::SessionOptions so;
+  so.context_length = int32_t(stats.context_length);
+  gemmac_session_memory mem;
+  ASSERT_TRUE(g::Runtime::SessionMemory(m, so, &mem).ok());
+  EXPECT_EQ(mem.kv_cache_bytes, stats.kv_cache_bytes);
+  EXPECT_EQ(mem.arena_bytes, stats.arena_bytes);
+  gemmac_device_info dev;
+  ASSERT_TRUE(rt.DeviceInfo("", &dev).ok());
+  EXPECT_EQ(dev.kind, GEMMAC_DEVICE_CPU);
+  EXPECT_EQ(rt.DeviceInfo("no-such-plugin", &dev).code(),
+            GEMMAC_STATUS_NOT_FOUND);
   std::remove(path.c_str());
 }
 

@@ -11,6 +11,9 @@ PACKAGES=(
   libtbb-dev libgtest-dev libbenchmark-dev
   python3 python3-numpy
   hipcc libamdhip64-dev rocm-device-libs
+  # scripts/sanitize.sh and scripts/fuzz.sh: clang with libFuzzer and the
+  # sanitizer runtimes, llvm-symbolizer for readable reports.
+  clang-14 libclang-rt-14-dev llvm-14
 )
 
 missing=()

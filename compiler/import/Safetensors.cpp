@@ -133,6 +133,10 @@ LogicalResult readOneFile(StringRef file, MLIRContext *context,
     if (!known && !isIgnored(name))
       return bad("dtype") << "\"" << *dtype
                           << "\" is not supported, expected F32, BF16 or F16";
+    // The product below must not wrap: a wrapped size could match a tiny
+    // byte range and pass a huge shape.
+    if (bytes != 0 && elements > UINT64_MAX / bytes)
+      return bad("shape") << "too many elements";
     if (bytes != 0 && elements * bytes != *end - *begin)
       return bad("data_offsets")
              << "size " << (*end - *begin) << " bytes does not match shape x "

@@ -915,10 +915,10 @@ LogicalResult Emitter::writeWeights(llvm::raw_fd_ostream &os) {
       progress(done, total, false);
     }
     if (nonFinite != 0)
-      w.op.emitWarning() << "weight '" << name << "' in " << file << " has "
-                         << nonFinite << " non-finite value(s) (NaN or Inf) "
-                         << "as " << lowerName(w.dtype) << ", the first at "
-                         << "element " << firstNonFinite
+      w.op.emitWarning() << "weight '" << name << "' has " << nonFinite
+                         << " non-finite value(s) (NaN or Inf) as "
+                         << lowerName(w.dtype) << ", the first at element "
+                         << firstNonFinite
                          << "; stored as is, expected finite weights";
     segment.checksum = hash;
     pos = start + w.bytes;

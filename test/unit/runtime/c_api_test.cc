@@ -430,9 +430,9 @@ TEST_F(CApiTest, SessionMemoryIsWhatTheSessionAllocates) {
             std::string::npos)
       << gemmac_status_message(st);
   gemmac_status_free(st);
-  EXPECT_EQ(gemmac_status_code_of(
-                gemmac_module_session_memory(module_, &so, nullptr)),
-            GEMMAC_STATUS_INVALID_ARGUMENT);
+  st = gemmac_module_session_memory(module_, &so, nullptr);
+  EXPECT_EQ(gemmac_status_code_of(st), GEMMAC_STATUS_INVALID_ARGUMENT);
+  gemmac_status_free(st);
 }
 
 TEST_F(CApiTest, DeviceInfoOfAPlugin) {

@@ -840,12 +840,12 @@ std::vector<OpCase> AllCases() {
         a.scale = 0.125f;
         a.window = ring ? 512 : 0;
         a.softcap = ring ? 30.0f : 0.0f;
-        OpCase *c = add(std::string("attention_long_") + DTypeName(kv) +
-                            (ring ? "_ring_window_softcap" : "_global"),
-                        GEMMAC_OP_ATTENTION, a,
-                        {Act("q", {T, 512}), Act("k", {T, 128}),
-                         Act("v", {T, 128})},
-                        {{T, 512}}, T, Tol::kElementwise, 1500);
+        OpCase *c =
+            add(std::string("attention_long_") + DTypeName(kv) +
+                    (ring ? "_ring_window_softcap" : "_global"),
+                GEMMAC_OP_ATTENTION, a,
+                {Act("q", {T, 512}), Act("k", {T, 128}), Act("v", {T, 128})},
+                {{T, 512}}, T, Tol::kElementwise, 1500);
         c->kv_dtype = kv;
         c->capacity = ring ? 520 : 2048;
       }

@@ -804,51 +804,44 @@ std::vector<OpCase> AllCases() {
     a.scale = 0.37f;
     add("scale", GEMMAC_OP_SCALE, a, {Act("x", {T, 64})}, {{T, 64}}, T);
 
-    for (int32_t kv : {GEMMAC_DTYPE_F32, GEMMAC_DTYPE_I8})
-      for (int ring = 0; ring < 2; ++ring) {
-        a = Attrs();
-        a.layer = 1;
-        a.num_heads = 4; // grouped: two query heads per KV head
-        a.num_kv_heads = 2;
-        a.head_dim = 16;
-        a.scale = 0.25f;
-        // A global layer with past rows, or a sliding window over a ring
-        // smaller than the context (window + T - 1 <= capacity) with a
-        // soft-cap.
-        a.window = ring ? 4 : 0;
-        a.softcap = ring ? 3.0f : 0.0f;
-        OpCase *c =
-            add(std::string("attention_") + DTypeName(kv) +
-                    (ring ? "_ring_window_softcap" : "_global"),
-                GEMMAC_OP_ATTENTION, a,
-                {Act("q", {T, 64}), Act("k", {T, 32}), Act("v", {T, 32})},
-                {{T, 64}}, T, Tol::kElementwise, ring ? 9 : 3);
-        c->kv_dtype = kv;
-        c->capacity = ring ? 8 : 16;
-      }
-
-    // Long contexts: 1500 past positions, where a plugin that splits the
-    // keys across threads or blocks (flash-decoding) actually splits them;
-    // a global layer, and a 512-wide window over a ring that has wrapped.
-    for (int32_t kv : {GEMMAC_DTYPE_F32, GEMMAC_DTYPE_I8})
-      for (int ring = 0; ring < 2; ++ring) {
-        a = Attrs();
-        a.layer = 1;
-        a.num_heads = 8;
-        a.num_kv_heads = 2;
-        a.head_dim = 64;
-        a.scale = 0.125f;
-        a.window = ring ? 512 : 0;
-        a.softcap = ring ? 30.0f : 0.0f;
-        OpCase *c =
-            add(std::string("attention_long_") + DTypeName(kv) +
-                    (ring ? "_ring_window_softcap" : "_global"),
-                GEMMAC_OP_ATTENTION, a,
-                {Act("q", {T, 512}), Act("k", {T, 128}), Act("v", {T, 128})},
-                {{T, 512}}, T, Tol::kElementwise, 1500);
-        c->kv_dtype = kv;
-        c->capacity = ring ? 520 : 2048;
-      }
+    // Grouped attention (query heads per KV head > 1) on a global layer
+    // with past rows, and on a sliding window over a ring smaller than the
+    // context (window + T - 1 <= capacity) with a soft-cap. The long shape
+    // has 1500 past positions, where a plugin that splits the keys across
+    // threads or blocks (flash-decoding) actually splits them, and its ring
+    // has wrapped.
+    struct AttentionShape {
+      const char *name;
+      int32_t heads, head_dim, window;
+      float scale, softcap;
+      int64_t past_global, past_ring;
+      int32_t capacity_global, capacity_ring;
+    };
+    const AttentionShape shapes[] = {
+        {"attention_", 4, 16, 4, 0.25f, 3.0f, 3, 9, 16, 8},
+        {"attention_long_", 8, 64, 512, 0.125f, 30.0f, 1500, 1500, 2048, 520},
+    };
+    for (const AttentionShape &sh : shapes)
+      for (int32_t kv : {GEMMAC_DTYPE_F32, GEMMAC_DTYPE_I8})
+        for (int ring = 0; ring < 2; ++ring) {
+          a = Attrs();
+          a.layer = 1;
+          a.num_heads = sh.heads;
+          a.num_kv_heads = 2;
+          a.head_dim = sh.head_dim;
+          a.scale = sh.scale;
+          a.window = ring ? sh.window : 0;
+          a.softcap = ring ? sh.softcap : 0.0f;
+          const int64_t q = sh.heads * sh.head_dim, k = 2 * sh.head_dim;
+          OpCase *c = add(
+              std::string(sh.name) + DTypeName(kv) +
+                  (ring ? "_ring_window_softcap" : "_global"),
+              GEMMAC_OP_ATTENTION, a,
+              {Act("q", {T, q}), Act("k", {T, k}), Act("v", {T, k})}, {{T, q}},
+              T, Tol::kElementwise, ring ? sh.past_ring : sh.past_global);
+          c->kv_dtype = kv;
+          c->capacity = ring ? sh.capacity_ring : sh.capacity_global;
+        }
   }
   return cases;
 }

@@ -9,18 +9,10 @@ namespace {
 
 // Bytes of a dense activation with its token dimension bound.
 size_t DenseBytes(const gemmac_tensor &t) {
-  size_t n = 1;
+  size_t n = DTypeSize(static_cast<schema::DType>(t.dtype));
   for (int32_t i = 0; i < t.rank; ++i)
     n *= static_cast<size_t>(t.shape[i]);
-  switch (t.dtype) {
-  case GEMMAC_DTYPE_BF16:
-  case GEMMAC_DTYPE_F16:
-    return 2 * n;
-  case GEMMAC_DTYPE_I8:
-    return n;
-  default: // f32, i32
-    return 4 * n;
-  }
+  return n;
 }
 
 } // namespace

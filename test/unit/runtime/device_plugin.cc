@@ -143,18 +143,19 @@ int32_t Launch(gemmac_backend *b, gemmac_kernel *k, const gemmac_tensor *in,
 
 int32_t DeviceInfo(gemmac_backend *b, gemmac_device_info *info,
                    gemmac_plugin_error *error) {
-  const int32_t rc = g_ref.device_info(b, info, error);
+  if (info == nullptr || info->struct_size < sizeof(info->struct_size))
+    return Fail(error, GEMMAC_PLUGIN_INVALID_ARGUMENT,
+                "device_info: info is null or its struct_size is 0");
+  // The reference's answer in a whole struct, then what fits the caller's.
+  gemmac_device_info d{};
+  d.struct_size = sizeof(d);
+  const int32_t rc = g_ref.device_info(b, &d, error);
   if (rc != GEMMAC_PLUGIN_OK)
     return rc;
-  // Only what fits the caller's struct, as the reference did.
-  auto fits = [&](size_t end) { return info->struct_size >= end; };
-  if (fits(offsetof(gemmac_device_info, kind) + sizeof(info->kind)))
-    info->kind = GEMMAC_DEVICE_GPU;
-  if (fits(offsetof(gemmac_device_info, flags) + sizeof(info->flags)))
-    info->flags = 0; // not host-addressable
-  if (fits(offsetof(gemmac_device_info, name) + sizeof(info->name)))
-    std::snprintf(info->name, sizeof(info->name), "%s",
-                  "test device (opaque memory)");
+  d.kind = GEMMAC_DEVICE_GPU;
+  d.flags = 0; // not host-addressable
+  std::snprintf(d.name, sizeof(d.name), "%s", "test device (opaque memory)");
+  gemmac_sdk::CopyWhatFits(d, info, info->struct_size);
   return GEMMAC_PLUGIN_OK;
 }
 

@@ -5,6 +5,8 @@
 #ifndef GEMMAC_TEST_UNIT_RUNTIME_SESSION_FIXTURE_H_
 #define GEMMAC_TEST_UNIT_RUNTIME_SESSION_FIXTURE_H_
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <gtest/gtest.h>
 #include <string>
@@ -27,6 +29,25 @@ inline gemmac_runtime *RuntimeWith(std::vector<const char *> plugins) {
   EXPECT_EQ(st, nullptr) << gemmac_status_message(st);
   gemmac_status_free(st);
   return rt;
+}
+
+// Logits of the same call on two backends: the same count, not empty, and
+// each within `tol` * (1 + the largest |want|).
+inline ::testing::AssertionResult LogitsNear(const std::vector<float> &got,
+                                             const std::vector<float> &want,
+                                             double tol) {
+  if (got.size() != want.size() || want.empty())
+    return ::testing::AssertionFailure() << got.size() << " logits, expected "
+                                         << want.size() << " (and more than 0)";
+  double scale = 0.0;
+  for (float v : want)
+    scale = std::max(scale, double(std::fabs(v)));
+  for (size_t i = 0; i < got.size(); ++i)
+    if (!(std::fabs(double(got[i]) - want[i]) <= tol * (1.0 + scale)))
+      return ::testing::AssertionFailure()
+             << "logit " << i << ": " << got[i] << ", expected " << want[i]
+             << " within " << tol * (1.0 + scale);
+  return ::testing::AssertionSuccess();
 }
 
 class TinySessionTest : public ::testing::Test {

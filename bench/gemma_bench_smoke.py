@@ -166,6 +166,23 @@ def check_report(tag, j, cfg, tensors, embed_bytes_expected):
     check(0 < ro["tg_fraction"] < 1.5, "%s: tg_fraction %r outside (0, 1.5)" %
           (tag, ro["tg_fraction"]))
 
+    # Probes alongside: one before the first repetition and one after each;
+    # repetition r against the better of probes r and r + 1.
+    al = j.get("alongside")
+    check(isinstance(al, dict) and al.get("passes") == 2, "%s: alongside %r" % (tag, al))
+    if failures:
+        return
+    near = al["probe_best_gbps"]
+    check(len(near) == R + 1 and all(positive(v) for v in near),
+          "%s: alongside probes %r, expected %d positive figures" % (tag, near, R + 1))
+    if failures:
+        return
+    want = [tg * bpt / (max(near[r], near[r + 1]) * 1e9)
+            for r, tg in enumerate(j["tg_tps"]["values"])]
+    got = al["tg_fraction"]["values"]
+    check(len(got) == R and all(close(g, w, 1e-4) for g, w in zip(got, want)),
+          "%s: alongside tg_fraction %r, expected %r" % (tag, got, want))
+
 
 def main():
     ap = argparse.ArgumentParser()

@@ -1,5 +1,6 @@
 #include "bandwidth_probe.h"
 
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -7,10 +8,14 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <thread>
+
+extern char **environ; // posix_spawn passes ours on
 
 namespace gemmac::bench {
 namespace {
@@ -237,6 +242,75 @@ ProbeResult ProbeReadBandwidthInChild(int threads, uint64_t bytes, int passes) {
   r.buffer_bytes = bytes & ~uint64_t(4095);
   r.pass_gbps = got;
   return MergeProbes({r});
+}
+
+ProbeResult ProbeReadBandwidthSpawned(const std::string &exe, int threads,
+                                      uint64_t bytes, int passes) {
+  ProbeResult r;
+  int fds[2];
+  if (pipe(fds) != 0) {
+    r.error = std::string("bandwidth probe: pipe: ") + std::strerror(errno);
+    return r;
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addclose(&fa, fds[0]);
+  posix_spawn_file_actions_addclose(&fa, fds[1]);
+  std::string args[] = {exe, "--probe-child", std::to_string(threads),
+                        std::to_string(bytes), std::to_string(passes)};
+  char *argv[] = {args[0].data(), args[1].data(), args[2].data(),
+                  args[3].data(), args[4].data(), nullptr};
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, exe.c_str(), &fa, nullptr, argv, ::environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(fds[1]);
+  if (rc != 0) {
+    close(fds[0]);
+    r.error = "bandwidth probe: posix_spawn " + exe + ": " + std::strerror(rc);
+    return r;
+  }
+  std::string out;
+  char chunk[512];
+  for (ssize_t n; (n = read(fds[0], chunk, sizeof(chunk))) != 0;) {
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      break;
+    out.append(chunk, size_t(n));
+  }
+  close(fds[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  std::istringstream in(out);
+  for (double v; in >> v;)
+    r.pass_gbps.push_back(v);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+      int(r.pass_gbps.size()) != passes) {
+    r.error = "bandwidth probe: the child process " + exe +
+              " failed (could it allocate " + std::to_string(bytes >> 20) +
+              " MiB?)";
+    return r;
+  }
+  r.threads = std::max(1, threads);
+  r.buffer_bytes = bytes & ~uint64_t(4095);
+  return MergeProbes({r});
+}
+
+int ProbeChildMain(int argc, char **argv) {
+  if (argc != 5 || std::strcmp(argv[1], "--probe-child") != 0)
+    return -1;
+  ProbeResult r = ProbeReadBandwidth(std::atoi(argv[2]),
+                                     std::strtoull(argv[3], nullptr, 10),
+                                     std::atoi(argv[4]));
+  if (!r.error.empty()) {
+    std::fprintf(stderr, "%s\n", r.error.c_str());
+    return 1;
+  }
+  for (double v : r.pass_gbps)
+    std::printf("%.17g\n", v);
+  return 0;
 }
 
 } // namespace gemmac::bench

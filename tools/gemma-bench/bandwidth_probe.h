@@ -42,6 +42,17 @@ ProbeResult ProbeReadBandwidth(int threads, uint64_t bytes, int passes);
 // safely allocate. On any failure of fork or the pipe, `error` says so.
 ProbeResult ProbeReadBandwidthInChild(int threads, uint64_t bytes, int passes);
 
+// The same in a new process: `exe` (a program that calls ProbeChildMain
+// first thing in main) is spawned with posix_spawn, which, unlike fork, is
+// safe while the caller runs other threads (a backend's pool). Its buffer
+// never counts toward the caller's peak RSS either.
+ProbeResult ProbeReadBandwidthSpawned(const std::string &exe, int threads,
+                                      uint64_t bytes, int passes);
+// The child side of ProbeReadBandwidthSpawned: when argv is
+// `exe --probe-child THREADS BYTES PASSES`, runs the probe, writes each
+// pass's GB/s on a line of stdout and returns the exit status (0, or 1 when
+// the probe failed); otherwise returns -1 and the program goes on.
+int ProbeChildMain(int argc, char **argv);
 // Pools the passes of several probes: best and median over all of them.
 ProbeResult MergeProbes(const std::vector<ProbeResult> &probes);
 

@@ -38,6 +38,7 @@
 #include <vector>
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "bandwidth_probe.h"
 #include "cli.h"
@@ -66,12 +67,17 @@ const char kUsage[] =
     "  --probe-mib N    bandwidth probe buffer in MiB (default max(1 GiB,\n"
     "                   4 x the last-level cache), at most RAM/4)\n"
     "  --probe-passes N timed passes of the probe (default 10; the best one\n"
-    "                   is the roofline's bandwidth)\n";
+    "                   is the roofline's bandwidth)\n"
+    "  --alongside-passes N  probe passes right before the first repetition\n"
+    "                   and right after each one (default 2; 0: none), in a\n"
+    "                   spawned process; each repetition's tg is also\n"
+    "                   compared with the better of its two neighbouring\n"
+    "                   probes, which follows a shared machine's swings\n";
 
 struct Options {
   std::string model, plugin;
   int64_t prompt = 512, gen = 128, threads = 0, reps = 5, warmup = 1;
-  int64_t probe_mib = 0, probe_passes = 10;
+  int64_t probe_mib = 0, probe_passes = 10, alongside_passes = 2;
   bool json = false;
 };
 
@@ -106,17 +112,22 @@ std::string ParseArgs(int argc, char **argv, Options *o) {
         return "--plugin needs a value";
       o->plugin = argv[++i];
     } else if (a == "-p" || a == "-n" || a == "-t" || a == "-r" ||
-               a == "--warmup" || a == "--probe-mib" || a == "--probe-passes") {
-      // -t 0 and --warmup 0 are meaningful; the others need at least 1.
-      long long lo =
-          (a == "-t" || a == "--warmup" || a == "--probe-mib") ? 0 : 1;
-      int64_t *dst = a == "-p"            ? &o->prompt
-                     : a == "-n"          ? &o->gen
-                     : a == "-t"          ? &o->threads
-                     : a == "-r"          ? &o->reps
-                     : a == "--warmup"    ? &o->warmup
-                     : a == "--probe-mib" ? &o->probe_mib
-                                          : &o->probe_passes;
+               a == "--warmup" || a == "--probe-mib" || a == "--probe-passes" ||
+               a == "--alongside-passes") {
+      // -t 0, --warmup 0 and --alongside-passes 0 are meaningful; the
+      // others need at least 1.
+      long long lo = (a == "-t" || a == "--warmup" || a == "--probe-mib" ||
+                      a == "--alongside-passes")
+                         ? 0
+                         : 1;
+      int64_t *dst = a == "-p"               ? &o->prompt
+                     : a == "-n"             ? &o->gen
+                     : a == "-t"             ? &o->threads
+                     : a == "-r"             ? &o->reps
+                     : a == "--warmup"       ? &o->warmup
+                     : a == "--probe-mib"    ? &o->probe_mib
+                     : a == "--probe-passes" ? &o->probe_passes
+                                             : &o->alongside_passes;
       if (i + 1 >= argc || !ParseInt(argv[i + 1], lo, 1 << 24, dst))
         return a + " needs an integer >= " + std::to_string(lo) + ", got " +
                (i + 1 < argc ? "'" + std::string(argv[i + 1]) + "'"
@@ -431,6 +442,13 @@ std::string JsonSpread(const Spread &s) {
   return o + "]}";
 }
 
+// This program's path, for the probes it spawns.
+std::string SelfExe() {
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  return n > 0 ? std::string(buf, size_t(n)) : std::string("/proc/self/exe");
+}
+
 std::string CpuName() {
   std::ifstream f("/proc/cpuinfo");
   std::string line;
@@ -446,6 +464,9 @@ std::string CpuName() {
 } // namespace
 
 int main(int argc, char **argv) {
+  // The probes alongside the runs re-run this program in this mode.
+  if (int child = gemmac::bench::ProbeChildMain(argc, argv); child >= 0)
+    return child;
   Options o;
   std::string err = ParseArgs(argc, argv, &o);
   if (!err.empty())
@@ -527,12 +548,24 @@ int main(int argc, char **argv) {
       err =
           RunOnce(c, short_prompt, std::min<int64_t>(o.gen, 4), &rep, nullptr);
     }
+    // The probes alongside: alongside[r] and alongside[r + 1] bracket
+    // repetition r.
+    std::vector<ProbeResult> alongside;
+    auto probe_now = [&] {
+      if (o.alongside_passes > 0 && err.empty())
+        alongside.push_back(gemmac::bench::ProbeReadBandwidthSpawned(
+            SelfExe(), c.threads, probe_bytes, int(o.alongside_passes)));
+      if (!alongside.empty() && !alongside.back().error.empty())
+        err = alongside.back().error;
+    };
+    probe_now();
     std::vector<Rep> reps;
     gemmac_session_stats stats = {};
     for (int64_t r = 0; r < o.reps && err.empty(); ++r) {
       Rep rep;
       err = RunOnce(c, prompt, o.gen, &rep, &stats);
       reps.push_back(rep);
+      probe_now();
     }
     if (!err.empty()) {
       Fail(o.model + ": " + err);
@@ -587,6 +620,16 @@ int main(int argc, char **argv) {
            s_load = Summarize(loads), s_sess = Summarize(sess),
            s_rss = Summarize(rss);
     double fraction = s_tg.median * bytes_per_token / (probe.best_gbps * 1e9);
+    // Each repetition's tg against the better of its neighbouring probes.
+    std::vector<double> near_fraction, alongside_gbps;
+    for (const ProbeResult &p : alongside)
+      alongside_gbps.push_back(p.best_gbps);
+    for (size_t r = 0; r + 1 < alongside.size() && r < tg.size(); ++r)
+      near_fraction.push_back(
+          tg[r] * bytes_per_token /
+          (std::max(alongside_gbps[r], alongside_gbps[r + 1]) * 1e9));
+    const Spread s_near =
+        near_fraction.empty() ? Spread{} : Summarize(near_fraction);
     uint64_t budget =
         info.weights_bytes + stats.kv_cache_bytes + (uint64_t(64) << 20);
     const char *backend = gemmac_runtime_plugin_count(c.rt) > 0
@@ -642,6 +685,13 @@ int main(int argc, char **argv) {
            ", \"bytes_per_token\": " + Num(bytes_per_token) +
            ", \"tg_limit_tps\": " + Num(limit_tps) +
            ", \"tg_fraction\": " + Num(fraction) + "}";
+      j += ", \"alongside\": {\"passes\": " +
+           std::to_string(o.alongside_passes) + ", \"probe_best_gbps\": [";
+      for (size_t i = 0; i < alongside_gbps.size(); ++i)
+        j += (i ? ", " : "") + Num(alongside_gbps[i]);
+      j += "], \"tg_fraction\": " +
+           (near_fraction.empty() ? std::string("null") : JsonSpread(s_near)) +
+           "}";
       j += "}\n";
       std::fputs(j.c_str(), stdout);
     } else {
@@ -696,6 +746,16 @@ int main(int argc, char **argv) {
       std::printf("  roofline: %.2f tok/s; tg median %.2f tok/s = %.1f%% of "
                   "it\n",
                   limit_tps, s_tg.median, 100.0 * fraction);
+      if (!near_fraction.empty())
+        std::printf(
+            "  alongside (each repetition against the better of the "
+            "probes just before and\n    after it, %lld passes each, "
+            "best %.1f .. %.1f GB/s): tg median %.1f%% (%.1f .. "
+            "%.1f%%)\n",
+            (long long)o.alongside_passes,
+            *std::min_element(alongside_gbps.begin(), alongside_gbps.end()),
+            *std::max_element(alongside_gbps.begin(), alongside_gbps.end()),
+            100.0 * s_near.median, 100.0 * s_near.min, 100.0 * s_near.max);
     }
     rc = 0;
   } while (false);

@@ -85,6 +85,29 @@ template <typename Body> double RunTogether(int threads, Body body) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+// Everything read from fd until its end; closes fd.
+std::string ReadToEnd(int fd) {
+  std::string out;
+  char chunk[512];
+  for (ssize_t n; (n = read(fd, chunk, sizeof(chunk))) != 0;) {
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      break;
+    out.append(chunk, size_t(n));
+  }
+  close(fd);
+  return out;
+}
+
+// The wait status of child pid, once it has ended.
+int WaitFor(pid_t pid) {
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return status;
+}
+
 } // namespace
 
 uint64_t LastLevelCacheBytes() {
@@ -219,20 +242,10 @@ ProbeResult ProbeReadBandwidthInChild(int threads, uint64_t bytes, int passes) {
     _exit(c.error.empty() ? 0 : 1);
   }
   close(fds[1]);
-  std::string bytes_read;
-  char chunk[512];
-  for (ssize_t n; (n = read(fds[0], chunk, sizeof(chunk))) != 0;) {
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      break;
-    bytes_read.append(chunk, size_t(n));
-  }
-  close(fds[0]);
+  const std::string bytes_read = ReadToEnd(fds[0]);
   std::vector<double> got(bytes_read.size() / sizeof(double));
   std::memcpy(got.data(), bytes_read.data(), got.size() * sizeof(double));
-  int status = 0;
-  waitpid(pid, &status, 0);
+  const int status = WaitFor(pid);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || got.empty()) {
     r.error = "bandwidth probe: the child process failed (could it allocate " +
               std::to_string(bytes >> 20) + " MiB?)";
@@ -270,20 +283,8 @@ ProbeResult ProbeReadBandwidthSpawned(const std::string &exe, int threads,
     r.error = "bandwidth probe: posix_spawn " + exe + ": " + std::strerror(rc);
     return r;
   }
-  std::string out;
-  char chunk[512];
-  for (ssize_t n; (n = read(fds[0], chunk, sizeof(chunk))) != 0;) {
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      break;
-    out.append(chunk, size_t(n));
-  }
-  close(fds[0]);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  std::istringstream in(out);
+  std::istringstream in(ReadToEnd(fds[0]));
+  const int status = WaitFor(pid);
   for (double v; in >> v;)
     r.pass_gbps.push_back(v);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 ||

@@ -23,7 +23,9 @@
 //       Q4G128 sum_B (dw[n,B] sum_{b in B} d_b sum_{k in b} nibble q[k]
 //                     + m[n,B] sum_{b in B} d_b qsum_b)
 // So every level computes the same integer block sums, and the levels agree
-// to f32 reassociation; the scalar level is the reference for the others.
+// to f32 reassociation (avx512's one-token Q8C scales each exact 4-product
+// part of a block sum by d_b before adding them: f32 rounding only); the
+// scalar level is the reference for the others.
 #ifndef GEMMAC_BACKENDS_CPU_TILES_H_
 #define GEMMAC_BACKENDS_CPU_TILES_H_
 

@@ -23,6 +23,10 @@
 // pairs are a row's two partial sums, and two blocks reduce in three
 // instructions (PairSums) to the exact int32 block sums, which are then
 // converted to f32 and scaled.
+//
+// One token (decode) reads a tile's rows one after another instead, as one
+// sequential stream (FloatRowsSequential, Q8CRowsSequential); there Q8C
+// meets |w| with the codes negated where w < 0, which needs no correction.
 #include "tiles.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -591,8 +595,9 @@ GEMMAC_AVX512 void Q4G32TileN(const WeightMatrix &w, int64_t n0, int64_t nr,
 
 // ---------------------------------------------------------------------------
 // Q8C: row-major int8 rows, 64 columns (two blocks) per step, any K. The
-// 8 rows' 64 bytes are transposed to the qword layout; the last step reads
-// only the rows' remaining bytes (masked) and only the blocks that exist.
+// 8 rows' 64 bytes are transposed to the qword layout (with 2 to 4 tokens;
+// one token reads the rows in order, below); the last step reads only the
+// rows' remaining bytes (masked) and only the blocks that exist.
 
 // The f32 products of the 64 columns at k of one Q8C row and one token,
 // scaled by their blocks' d_b: bytes past K read as 0 (m), codes past K are

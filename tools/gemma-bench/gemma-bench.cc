@@ -18,7 +18,9 @@
 //   RSS   the process's peak resident set (getrusage) after each repetition.
 // Then a built-in memory-bandwidth probe with the same thread count, and the
 // decode roofline: bytes a decode step must read / measured bandwidth; tg is
-// printed as a fraction of it (docs/benchmarks.md explains each number).
+// printed as a fraction of it, and so is each repetition's tg against short
+// probes run just before and after it in a spawned process (the
+// "alongside" figure; docs/benchmarks.md explains each number).
 //
 // Built only on the public runtime API (gemmac/runtime.h), plus the CPU
 // plugin linked statically as in gemma-run. Errors are a message on stderr

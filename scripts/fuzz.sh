@@ -35,6 +35,11 @@ WORK="$BUILD/test/fuzz/$TARGET"
 mkdir -p "$WORK/corpus" "$WORK/artifacts"
 export ASAN_SYMBOLIZER_PATH=/usr/lib/llvm-14/bin/llvm-symbolizer
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+# Inputs that once crashed the target (test/fuzz/regressions) are replayed too.
+REGRESSIONS=()
+[ -d "$ROOT/test/fuzz/regressions/$TARGET" ] &&
+  REGRESSIONS=("$ROOT/test/fuzz/regressions/$TARGET")
 exec "$BUILD/bin/gemmac_fuzz_$TARGET" -max_total_time="$SECONDS_TO_RUN" \
   -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
-  -artifact_prefix="$WORK/artifacts/" "$@" "$WORK/corpus" "$SEEDS"
+  -artifact_prefix="$WORK/artifacts/" "$@" "$WORK/corpus" "$SEEDS" \
+  "${REGRESSIONS[@]}"

@@ -4,6 +4,7 @@
 // id is in range, every byte range lies in the file or the arena, and every
 // instruction's operands match its op's rules in docs/ops.md.
 #include <algorithm>
+#include <cstdint>
 #include <set>
 #include <string>
 #include <vector>
@@ -146,6 +147,15 @@ Status Checker::CheckTensors() {
                  std::to_string(static_cast<int>(dtype)) +
                  "; this runtime knows f32, bf16, f16, i32, i8, q8c, q4g32, "
                  "q4g128 and q4g32r8");
+    // The FlatBuffers Verifier checks a vector's length prefix for 4-byte
+    // alignment, not its 8-byte elements; the builder aligns them, so a
+    // misaligned one is corrupt (and reading it would be undefined).
+    if (const auto *sv = t->shape();
+        sv != nullptr &&
+        reinterpret_cast<uintptr_t>(sv->data()) % alignof(int64_t) != 0)
+      return Err(where +
+                 ": shape vector is not 8-byte aligned (its int64 elements "
+                 "must be; corrupt FlatBuffer)");
     Shape s = ShapeOf(id);
     if (s.empty() || s.size() > 4)
       return Err(where + ": rank " + std::to_string(s.size()) +

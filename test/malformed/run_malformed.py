@@ -164,6 +164,19 @@ def cases(bins, bad_abi, host):
     add("gmc_bad_magic", 1, ["{dir}/bad.gmc: bad magic: expected \"GEMMACMD\""],
         bad_magic)
 
+    def misaligned_shape(work, d):
+        # Found by the module fuzzer: a tensor's shape vector (int64
+        # elements) at an address aligned to 4 bytes only, which the
+        # FlatBuffers Verifier lets through.
+        p = os.path.join(d, "bad.gmc")
+        shutil.copyfile(os.path.join(ROOT, "test/fuzz/regressions/module/"
+                                     "misaligned-shape.gmc"), p)
+        return [bins["gemma-dump"], p]
+    add("gmc_misaligned_shape_vector", 1,
+        ["{dir}/bad.gmc: tensor ",
+         ": shape vector is not 8-byte aligned (its int64 elements must be; "
+         "corrupt FlatBuffer)"], misaligned_shape)
+
     def flatbuffer_garbage(work, d):
         p = module_copy(work, d)
         h = gmc_header(p)

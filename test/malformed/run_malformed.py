@@ -24,6 +24,9 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 MAKE_CHECKPOINT = os.path.join(ROOT, "tools/make-demo-model/make_checkpoint.py")
+# The lit tests' checkpoint editor: its safetensors reader and writer.
+sys.path.insert(0, os.path.join(ROOT, "test/lit/import/Inputs"))
+from edit_checkpoint import read_st, write_st  # noqa: E402
 
 # Seconds a case may take (a release build needs about 1; ASan about 5).
 CASE_TIMEOUT = 60
@@ -35,20 +38,6 @@ CRASH_MARKERS = ("AddressSanitizer", "LeakSanitizer", "ThreadSanitizer",
 
 
 # ---- inputs -----------------------------------------------------------------
-
-def read_st(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    return json.loads(data[8:8 + n]), data[8 + n:]
-
-
-def write_st(path, header, body):
-    raw = json.dumps(header).encode()
-    raw += b" " * (-len(raw) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(raw)) + raw + body)
-
 
 def edit_config(ckpt, key, value):
     path = os.path.join(ckpt, "config.json")
@@ -122,6 +111,14 @@ def cases(bins, bad_abi, host):
 
     def add(name, rc, fragments, setup, output=None, output_exists=False):
         c.append((name, setup, rc, fragments, output, output_exists))
+
+    def config_case(key, value):
+        # A compile of the checkpoint with config.json's key set to value.
+        def setup(work, d):
+            ck = checkpoint_copy(work, d)
+            edit_config(ck, key, value)
+            return compile_argv(bins, ck, d)
+        return setup
 
     # Module files (the runtime's loader, through gemma-run and gemma-dump).
     def too_short(work, d):
@@ -223,38 +220,26 @@ def cases(bins, bad_abi, host):
          "field 'data_offsets': [", ") lies outside the data section ("],
         data_cut, output="out/m.gmc")
 
-    def heads_mismatch(work, d):
-        ck = checkpoint_copy(work, d)
-        # The tensors hold 4 heads of 16; the config now claims 8.
-        edit_config(ck, "num_attention_heads", 8)
-        return compile_argv(bins, ck, d)
+    # The tensors hold 4 heads of 16; the config now claims 8.
+    heads_mismatch = config_case("num_attention_heads", 8)
     add("heads_inconsistent_with_tensors", 1,
         ["{dir}/ckpt/model.safetensors:0:0: error: tensor "
          "'model.layers.0.self_attn.q_proj.weight': shape [64, 64] does not "
          "match config.json, expected [128, 64]"],
         heads_mismatch, output="out/m.gmc")
 
-    def head_dim_odd(work, d):
-        ck = checkpoint_copy(work, d)
-        edit_config(ck, "head_dim", 15)
-        return compile_argv(bins, ck, d)
+    head_dim_odd = config_case("head_dim", 15)
     add("head_dim_odd", 1,
         ["{dir}/ckpt/config.json:", "error: key 'head_dim': expected an even "
          "number (RoPE pairs dimensions), found 15"],
         head_dim_odd, output="out/m.gmc")
 
-    def heads_zero(work, d):
-        ck = checkpoint_copy(work, d)
-        edit_config(ck, "num_attention_heads", 0)
-        return compile_argv(bins, ck, d)
+    heads_zero = config_case("num_attention_heads", 0)
     add("heads_zero", 1,
         ["{dir}/ckpt/config.json:", "error: key 'num_attention_heads': "
          "expected an integer >= 1, found 0"], heads_zero, output="out/m.gmc")
 
-    def layers_absurd(work, d):
-        ck = checkpoint_copy(work, d)
-        edit_config(ck, "num_hidden_layers", 4000000000000)
-        return compile_argv(bins, ck, d)
+    layers_absurd = config_case("num_hidden_layers", 4000000000000)
     # Was an endless loop sizing the layer list (found by reading for the
     # hf_config fuzz target).
     add("layers_absurd", 1,

@@ -209,54 +209,6 @@ ProbeResult MergeProbes(const std::vector<ProbeResult> &probes) {
   return r;
 }
 
-ProbeResult ProbeReadBandwidthInChild(int threads, uint64_t bytes, int passes) {
-  ProbeResult r;
-  int fds[2];
-  if (pipe(fds) != 0) {
-    r.error = std::string("bandwidth probe: pipe: ") + std::strerror(errno);
-    return r;
-  }
-  pid_t pid = fork();
-  if (pid < 0) {
-    close(fds[0]);
-    close(fds[1]);
-    r.error = std::string("bandwidth probe: fork: ") + std::strerror(errno);
-    return r;
-  }
-  if (pid == 0) {
-    // Child: the pass figures, or nothing when the probe failed.
-    close(fds[0]);
-    ProbeResult c = ProbeReadBandwidth(threads, bytes, passes);
-    if (c.error.empty()) {
-      size_t n = c.pass_gbps.size() * sizeof(double);
-      const char *p = reinterpret_cast<const char *>(c.pass_gbps.data());
-      while (n > 0) {
-        ssize_t w = write(fds[1], p, n);
-        if (w <= 0)
-          break;
-        p += w;
-        n -= size_t(w);
-      }
-    }
-    close(fds[1]);
-    _exit(c.error.empty() ? 0 : 1);
-  }
-  close(fds[1]);
-  const std::string bytes_read = ReadToEnd(fds[0]);
-  std::vector<double> got(bytes_read.size() / sizeof(double));
-  std::memcpy(got.data(), bytes_read.data(), got.size() * sizeof(double));
-  const int status = WaitFor(pid);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || got.empty()) {
-    r.error = "bandwidth probe: the child process failed (could it allocate " +
-              std::to_string(bytes >> 20) + " MiB?)";
-    return r;
-  }
-  r.threads = std::max(1, threads);
-  r.buffer_bytes = bytes & ~uint64_t(4095);
-  r.pass_gbps = got;
-  return MergeProbes({r});
-}
-
 ProbeResult ProbeReadBandwidthSpawned(const std::string &exe, int threads,
                                       uint64_t bytes, int passes) {
   ProbeResult r;

@@ -36,16 +36,10 @@ uint64_t DefaultProbeBytes();
 // together. Frees the buffer before returning.
 ProbeResult ProbeReadBandwidth(int threads, uint64_t bytes, int passes);
 
-// The same in a forked child process, so the buffer never counts toward the
-// caller's peak RSS (getrusage RUSAGE_SELF). Call it only while the process
-// has a single thread: a child forked from a multi-threaded process may not
-// safely allocate. On any failure of fork or the pipe, `error` says so.
-ProbeResult ProbeReadBandwidthInChild(int threads, uint64_t bytes, int passes);
-
-// The same in a new process: `exe` (a program that calls ProbeChildMain
+// The same in a new process, so the buffer never counts toward the caller's
+// peak RSS (getrusage RUSAGE_SELF): `exe` (a program that calls ProbeChildMain
 // first thing in main) is spawned with posix_spawn, which, unlike fork, is
-// safe while the caller runs other threads (a backend's pool). Its buffer
-// never counts toward the caller's peak RSS either.
+// safe while the caller runs other threads (a backend's pool).
 ProbeResult ProbeReadBandwidthSpawned(const std::string &exe, int threads,
                                       uint64_t bytes, int passes);
 // The child side of ProbeReadBandwidthSpawned: when argv is

@@ -160,17 +160,6 @@ uint64_t PeakRssBytes() {
   return uint64_t(ru.ru_maxrss) * 1024; // Linux reports KiB
 }
 
-// Threads of this process (the Threads: line of /proc/self/status); 0 when
-// unknown.
-int ThreadCount() {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("Threads:", 0) == 0)
-      return std::atoi(line.c_str() + 8);
-  return 0;
-}
-
 struct Spread {
   std::vector<double> values;
   double median = 0, min = 0, max = 0;
@@ -525,14 +514,12 @@ int main(int argc, char **argv) {
       rc = 2;
       break;
     }
-    // Half the probe's passes now, in a child process (its buffer stays out
-    // of our peak RSS), half after the runs: on a shared machine the best
-    // pass of two moments is a fairer limit than one moment's. A child may
-    // only be forked while this process has one thread: no session (and so
-    // no backend thread pool) exists yet, and /proc confirms it.
-    if (passes_before > 0 && ThreadCount() == 1) {
-      probe_before = gemmac::bench::ProbeReadBandwidthInChild(
-          c.threads, probe_bytes, passes_before);
+    // Half the probe's passes now, in a spawned process (its buffer stays
+    // out of our peak RSS), half after the runs: on a shared machine the
+    // best pass of two moments is a fairer limit than one moment's.
+    if (passes_before > 0) {
+      probe_before = gemmac::bench::ProbeReadBandwidthSpawned(
+          SelfExe(), c.threads, probe_bytes, passes_before);
       if (!probe_before.error.empty())
         std::fprintf(stderr,
                      "gemma-bench: warning: %s; probing after the runs only\n",

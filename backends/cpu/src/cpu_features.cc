@@ -77,12 +77,12 @@ Isa ReadCap(Isa supported) {
   const char *env = std::getenv("GEMMAC_CPU_ISA");
   if (env == nullptr || *env == '\0')
     return supported;
-  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512})
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAmx})
     if (std::strcmp(env, IsaName(isa)) == 0)
       return isa < supported ? isa : supported;
   std::fprintf(stderr,
-               "gemmac cpu: ignoring GEMMAC_CPU_ISA=%s (expected scalar, avx2 "
-               "or avx512)\n",
+               "gemmac cpu: ignoring GEMMAC_CPU_ISA=%s (expected scalar, avx2, "
+               "avx512 or amx)\n",
                env);
   return supported;
 }
@@ -96,7 +96,9 @@ const CpuFeatures &DetectCpu() {
 
 Isa SupportedIsa() {
   const CpuFeatures &f = DetectCpu();
-  return f.avx512 ? Isa::kAvx512 : f.avx2 ? Isa::kAvx2 : Isa::kScalar;
+  if (f.avx512)
+    return f.amx_permitted ? Isa::kAmx : Isa::kAvx512;
+  return f.avx2 ? Isa::kAvx2 : Isa::kScalar;
 }
 
 Isa ActiveIsa() {
@@ -108,6 +110,8 @@ bool CanRun(Isa isa) { return isa <= SupportedIsa(); }
 
 const char *IsaName(Isa isa) {
   switch (isa) {
+  case Isa::kAmx:
+    return "amx";
   case Isa::kAvx512:
     return "avx512";
   case Isa::kAvx2:
@@ -133,8 +137,7 @@ std::string Describe() {
   add(f.avx512_bf16, "avx512_bf16");
   add(f.avx_vnni, "avx_vnni");
   s += " [" + (flags.empty() ? std::string("baseline") : flags) + "; amx: " +
-       (f.amx ? (f.amx_permitted ? "yes, unused" : "present, not permitted")
-              : "no") +
+       (f.amx ? (f.amx_permitted ? "yes" : "present, not permitted") : "no") +
        "]";
   return s;
 }

@@ -12,7 +12,8 @@
 //     output, computes only the last position.
 // The prepared rows live in a per-thread buffer that grows to the largest
 // request and is then reused; TBB splits the output rows in tiles of
-// kRowTile (tiles.h).
+// kRowTile (tiles.h), or in panels of kPanelRows where the amx level's panel
+// kernels serve a matrix (prefill).
 #include <algorithm>
 #include <cmath>
 
@@ -32,38 +33,59 @@ using Range = tbb::blocked_range<int64_t>;
 // a tile of weight rows meets them all while it is in L1/L2.
 constexpr int64_t kTokenTile = 256;
 
-// About 16K weight elements per task, in row tiles.
-int64_t TileGrain(int64_t K) {
-  return std::max<int64_t>(1, (int64_t(1) << 14) / (K + 1) / kRowTile);
+// One weight matrix's kernel for a launch over T rows: the panel kernel
+// where the level has one and the rows are many enough (UsePanels), else
+// the tile kernel. A unit is the rows one call covers: a panel or a tile.
+struct MatrixKernel {
+  TileFn tile;
+  PanelFn panel = nullptr;
+  int64_t unit = kRowTile;
+  MatrixKernel(const WeightMatrix &w, int64_t T) : tile(TileFor(w.dtype)) {
+    if (const PanelFn p = PanelFor(w); UsePanels(p, T)) {
+      panel = p;
+      unit = kPanelRows;
+    }
+  }
+  int64_t Units(int64_t n) const { return (n + unit - 1) / unit; }
+};
+
+// About 16K weight elements per task, in units of `unit` rows.
+int64_t Grain(int64_t K, int64_t unit) {
+  return std::max<int64_t>(1, (int64_t(1) << 14) / (K + 1) / unit);
 }
 
 // Calls body(t0, tt, acts) for tiles [t0, t0 + tt) of the T rows of x [T, K],
-// prepared (PrepareActs) with the norm folded in when norm is set and with
-// Q8 codes when codes is set. The acts live in this thread's buffer until
-// body returns.
+// prepared (PrepareActs) with the norm folded in when norm is set, with Q8
+// codes when codes is set, padded for the panel kernels when panel is set.
+// The acts live in this thread's buffer until body returns.
 template <class Body>
 void ForTokenTiles(const float *x, int64_t T, int64_t K, const float *norm,
-                   float offset, float eps, bool codes, Body &&body) {
+                   float offset, float eps, bool codes, bool panel,
+                   Body &&body) {
   ActsBuffer &buf = ThreadActsBuffer();
   for (int64_t t0 = 0; t0 < T; t0 += kTokenTile) {
     const int64_t tt = std::min(kTokenTile, T - t0);
     const Acts a =
-        PrepareActs(x + t0 * K, tt, K, norm, offset, eps, codes, buf);
+        PrepareActs(x + t0 * K, tt, K, norm, offset, eps, codes, buf, panel);
     body(t0, tt, a);
   }
 }
 
-// For row tiles [b, e) of the first N rows of w and every row of a:
-// y[t, n] (row stride ldy, y's row 0 is a's row 0) = the tile products.
-void MatrixTiles(TileFn dot, const WeightMatrix &w, int64_t N, const Acts &a,
-                 int64_t b, int64_t e, float *y, int64_t ldy) {
-  for (int64_t tile = b; tile < e; ++tile) {
-    const int64_t n0 = tile * kRowTile;
-    const int64_t nr = std::min(kRowTile, N - n0);
+// For units [b, e) of the first N rows of w and every row of a:
+// y[t, n] (row stride ldy, y's row 0 is a's row 0) = the products.
+void MatrixUnits(const MatrixKernel &k, const WeightMatrix &w, int64_t N,
+                 const Acts &a, int64_t b, int64_t e, float *y, int64_t ldy) {
+  for (int64_t u = b; u < e; ++u) {
+    const int64_t n0 = u * k.unit;
+    const int64_t nr = std::min(k.unit, N - n0);
+    if (k.panel != nullptr) {
+      k.panel(w, n0, nr, a, y + n0, ldy);
+      continue;
+    }
     for (int64_t i = 0; i < a.T; i += kTokenGroup) {
       const int64_t nt = std::min(kTokenGroup, a.T - i);
       float o[kRowTile * kTokenGroup];
-      dot(w, n0, nr, a, i, nt, o);
+      k.tile(w, n0, nr, a, i, nt, o);
       for (int64_t r = 0; r < nr; ++r)
         for (int64_t j = 0; j < nt; ++j)
           y[(i + j) * ldy + n0 + r] = o[r * kTokenGroup + j];
@@ -106,12 +128,12 @@ void AddRmsNorm(const float *x, const float *y, int64_t T, int64_t N,
 
 void Linear(const float *x, int64_t T, int64_t K, const WeightMatrix &w,
             int64_t N, float *y) {
-  const TileFn dot = TileFor(w.dtype);
+  const MatrixKernel k(w, T);
   ForTokenTiles(x, T, K, nullptr, 0.0f, 0.0f, NeedsCodes(w.dtype),
-                [&](int64_t t0, int64_t, const Acts &a) {
-                  tbb::parallel_for(Range(0, RowTiles(N), TileGrain(K)),
+                k.panel != nullptr, [&](int64_t t0, int64_t, const Acts &a) {
+                  tbb::parallel_for(Range(0, k.Units(N), Grain(K, k.unit)),
                                     [&](const Range &r) {
-                                      MatrixTiles(dot, w, N, a, r.begin(),
+                                      MatrixUnits(k, w, N, a, r.begin(),
                                                   r.end(), y + t0 * N, N);
                                     });
                 });
@@ -120,32 +142,31 @@ void Linear(const float *x, int64_t T, int64_t K, const WeightMatrix &w,
 void QkvProj(const QkvArgs &a) {
   const int64_t K = a.K, D = a.D;
   const int64_t Nq = a.H * D, Nk = a.KV * D, Nv = a.KV * D;
-  const TileFn dq = TileFor(a.wq.dtype);
-  const TileFn dk = TileFor(a.wk.dtype);
-  const TileFn dv = TileFor(a.wv.dtype);
+  const MatrixKernel kq(a.wq, a.T), kk(a.wk, a.T), kv(a.wv, a.T);
   const bool codes = NeedsCodes(a.wq.dtype) || NeedsCodes(a.wk.dtype) ||
                      NeedsCodes(a.wv.dtype);
-  // Row tiles of each matrix; a tile never straddles two matrices, so a
-  // packed one is always read in whole 8-row groups.
-  const int64_t Tq = RowTiles(Nq), Tk = RowTiles(Nk), Tv = RowTiles(Nv);
+  const bool panel = kq.panel || kk.panel || kv.panel;
+  // Units of each matrix; a unit never straddles two matrices, so a packed
+  // one is always read in whole 8-row groups.
+  const int64_t Tq = kq.Units(Nq), Tk = kk.Units(Nk), Tv = kv.Units(Nv);
+  const int64_t grain = Grain(K, std::max({kq.unit, kk.unit, kv.unit}));
   const int64_t half = D / 2;
   ForTokenTiles(
-      a.x, a.T, K, a.norm, a.offset, a.eps, codes,
+      a.x, a.T, K, a.norm, a.offset, a.eps, codes, panel,
       [&](int64_t t0, int64_t tt, const Acts &acts) {
-        // The "one linear": tiles of wq, then wk, then wv.
-        tbb::parallel_for(
-            Range(0, Tq + Tk + Tv, TileGrain(K)), [&](const Range &r) {
-              const int64_t b = r.begin(), e = r.end();
-              if (b < Tq)
-                MatrixTiles(dq, a.wq, Nq, acts, b, std::min(e, Tq),
-                            a.q + t0 * Nq, Nq);
-              if (e > Tq && b < Tq + Tk)
-                MatrixTiles(dk, a.wk, Nk, acts, std::max(b, Tq) - Tq,
-                            std::min(e, Tq + Tk) - Tq, a.k + t0 * Nk, Nk);
-              if (e > Tq + Tk)
-                MatrixTiles(dv, a.wv, Nv, acts, std::max(b, Tq + Tk) - Tq - Tk,
-                            e - Tq - Tk, a.v + t0 * Nv, Nv);
-            });
+        // The "one linear": units of wq, then wk, then wv.
+        tbb::parallel_for(Range(0, Tq + Tk + Tv, grain), [&](const Range &r) {
+          const int64_t b = r.begin(), e = r.end();
+          if (b < Tq)
+            MatrixUnits(kq, a.wq, Nq, acts, b, std::min(e, Tq), a.q + t0 * Nq,
+                        Nq);
+          if (e > Tq && b < Tq + Tk)
+            MatrixUnits(kk, a.wk, Nk, acts, std::max(b, Tq) - Tq,
+                        std::min(e, Tq + Tk) - Tq, a.k + t0 * Nk, Nk);
+          if (e > Tq + Tk)
+            MatrixUnits(kv, a.wv, Nv, acts, std::max(b, Tq + Tk) - Tq - Tk,
+                        e - Tq - Tk, a.v + t0 * Nv, Nv);
+        });
         // Epilogue per token: QK-norm, then RoPE with the rope op's
         // angles.
         tbb::parallel_for(Range(t0, t0 + tt), [&](const Range &r) {
@@ -181,27 +202,42 @@ void GatedMlp(const float *x, int64_t T, int64_t K, const float *norm,
               float offset, float *y) {
   const int64_t F = w_gate.rows;
   const GeluMulFn gelu_mul = ActiveLoops().gelu_mul;
-  const TileFn dg = TileFor(w_gate.dtype);
-  const TileFn du = TileFor(w_up.dtype);
+  MatrixKernel kg(w_gate, T), ku(w_up, T);
+  if (kg.panel == nullptr || ku.panel == nullptr) { // one unit for the pair
+    kg = MatrixKernel(w_gate, 0);
+    ku = MatrixKernel(w_up, 0);
+  }
   const bool codes = NeedsCodes(w_gate.dtype) || NeedsCodes(w_up.dtype);
   ForTokenTiles(
-      x, T, K, norm, offset, eps, codes,
+      x, T, K, norm, offset, eps, codes, kg.panel != nullptr,
       [&](int64_t t0, int64_t tt, const Acts &a) {
-        // Two matrices per tile: half linear's grain.
-        const int64_t grain = std::max<int64_t>(1, TileGrain(K) / 2);
-        tbb::parallel_for(Range(0, RowTiles(F), grain), [&](const Range &r) {
-          for (int64_t tile = r.begin(); tile < r.end(); ++tile) {
-            const int64_t n0 = tile * kRowTile;
-            const int64_t nr = std::min(kRowTile, F - n0);
+        // Two matrices per unit: half linear's grain.
+        const int64_t grain = std::max<int64_t>(1, Grain(K, kg.unit) / 2);
+        tbb::parallel_for(Range(0, kg.Units(F), grain), [&](const Range &r) {
+          for (int64_t u = r.begin(); u < r.end(); ++u) {
+            const int64_t n0 = u * kg.unit;
+            const int64_t nr = std::min(kg.unit, F - n0);
+            if (kg.panel != nullptr) {
+              // The panel's gate and up products for every row, then the
+              // GELU over all of them at once.
+              alignas(64) float g[kTokenTile * kPanelRows];
+              alignas(64) float up[kTokenTile * kPanelRows];
+              kg.panel(w_gate, n0, nr, a, g, kPanelRows);
+              ku.panel(w_up, n0, nr, a, up, kPanelRows);
+              gelu_mul(g, up, tt * kPanelRows, g);
+              for (int64_t j = 0; j < tt; ++j)
+                std::copy_n(g + j * kPanelRows, nr, y + (t0 + j) * F + n0);
+              continue;
+            }
             for (int64_t i = 0; i < tt; i += kTokenGroup) {
               const int64_t nt = std::min(kTokenGroup, tt - i);
               float g[kRowTile * kTokenGroup] = {};
-              float u[kRowTile * kTokenGroup] = {};
-              dg(w_gate, n0, nr, a, i, nt, g);
-              du(w_up, n0, nr, a, i, nt, u);
+              float up[kRowTile * kTokenGroup] = {};
+              kg.tile(w_gate, n0, nr, a, i, nt, g);
+              ku.tile(w_up, n0, nr, a, i, nt, up);
               // The whole tile at once, so that the GELU vectorizes.
               float o[kRowTile * kTokenGroup];
-              gelu_mul(g, u, kRowTile * kTokenGroup, o);
+              gelu_mul(g, up, kRowTile * kTokenGroup, o);
               for (int64_t rr = 0; rr < nr; ++rr)
                 for (int64_t j = 0; j < nt; ++j)
                   y[(t0 + i + j) * F + n0 + rr] = o[rr * kTokenGroup + j];
@@ -219,17 +255,17 @@ void FinalHead(const float *x, int64_t T, int64_t H, const float *norm,
     x += (T - 1) * H;
     T = 1;
   }
-  const TileFn dot = TileFor(table.dtype);
+  const MatrixKernel k(table, T);
   ForTokenTiles(x, T, H, norm, offset, eps, NeedsCodes(table.dtype),
-                [&](int64_t t0, int64_t tt, const Acts &a) {
+                k.panel != nullptr, [&](int64_t t0, int64_t tt, const Acts &a) {
                   tbb::parallel_for(
-                      Range(0, RowTiles(R), TileGrain(H)), [&](const Range &r) {
+                      Range(0, k.Units(R), Grain(H, k.unit)),
+                      [&](const Range &r) {
                         float *yt = y + t0 * R;
-                        MatrixTiles(dot, table, R, a, r.begin(), r.end(), yt,
-                                    R);
+                        MatrixUnits(k, table, R, a, r.begin(), r.end(), yt, R);
                         if (softcap > 0.0f) {
-                          const int64_t n0 = r.begin() * kRowTile;
-                          const int64_t n1 = std::min(R, r.end() * kRowTile);
+                          const int64_t n0 = r.begin() * k.unit;
+                          const int64_t n1 = std::min(R, r.end() * k.unit);
                           for (int64_t t = 0; t < tt; ++t)
                             for (int64_t n = n0; n < n1; ++n) {
                               float &v = yt[t * R + n];

@@ -26,6 +26,12 @@
 // to f32 reassociation (avx512's one-token Q8C scales each exact 4-product
 // part of a block sum by d_b before adding them: f32 rounding only); the
 // scalar level is the reference for the others.
+//
+// The amx level adds panel kernels (PanelFn) for prefill: 16 weight rows
+// against all prepared rows at once on AMX tiles, the same integer block
+// sums again (tdpbssd over one 32-column block at a time), scaled as above.
+// Matrix kernels use them when PanelFor() has one and the rows are many
+// enough (UsePanels); the TileFns do the rest.
 #ifndef GEMMAC_BACKENDS_CPU_TILES_H_
 #define GEMMAC_BACKENDS_CPU_TILES_H_
 
@@ -55,6 +61,9 @@ struct Acts {
   const int8_t *xq = nullptr;  // [T, qstride] Q8 codes
   const float *xd = nullptr;   // [T, qstride / 32] block scales d_b
   const int32_t *xs = nullptr; // [T, qstride / 32] block sums of codes
+  // Rows of xq, xd and xs: T, or T rounded up to kPanelRows (zero codes,
+  // zero scales) when prepared for the panel kernels.
+  int64_t rows = 0;
 };
 
 // out[r * kTokenGroup + i] = the product above of weight row n0 + r and
@@ -86,6 +95,38 @@ const TileKernels &Avx512Tiles();
 TileFn TileFor(int32_t dtype, Isa isa);
 TileFn TileFor(int32_t dtype);
 
+// Weight rows of one panel: the 16 int32 columns of an AMX tile.
+constexpr int64_t kPanelRows = 16;
+
+// y[t * ldy + r] = the product above of weight row n0 + r and prepared row
+// t, for r < nr (1..kPanelRows) and every t < a.T; nothing else of y is
+// written. n0 is a multiple of kPanelRows; a must have been prepared with
+// panel rows (PrepareActs).
+using PanelFn = void (*)(const WeightMatrix &w, int64_t n0, int64_t nr,
+                         const Acts &a, float *y, int64_t ldy);
+
+// The amx level's panel kernels (tiles_amx.cc): Q8C, Q4G32 and Q4G32R8
+// with cols a multiple of 32; null entries elsewhere. Only call them when
+// CanRun(Isa::kAmx).
+struct PanelKernels {
+  PanelFn q8c = nullptr;
+  PanelFn q4g32 = nullptr;
+  PanelFn q4g32r8 = nullptr;
+};
+const PanelKernels &AmxPanels();
+
+// The PanelFn of a weight matrix at `isa` (or ActiveIsa()), or null when
+// the level has none for its dtype and shape (the TileFns serve it then).
+PanelFn PanelFor(const WeightMatrix &w, Isa isa);
+PanelFn PanelFor(const WeightMatrix &w);
+
+// Prepared rows from which a matrix kernel takes the panel kernels: fewer
+// waste most of a tile's 16 rows and repack the weights for little reuse.
+constexpr int64_t kPanelMinTokens = 16;
+inline bool UsePanels(PanelFn panel, int64_t T) {
+  return panel != nullptr && T >= kPanelMinTokens;
+}
+
 // GEMMAC_CPU_F32_ACTS=1 (read once per process): quantized weights are
 // decoded to f32 and meet the f32 rows, as the float formats do (weights-
 // only quantization, scalar code, slow). For checking a module's weights
@@ -108,10 +149,13 @@ ActsBuffer &ThreadActsBuffer();
 
 // Prepares rows [0, T) of x [T, K]. With norm set, the f32 rows are
 // rms_norm(x) * (offset + norm) (the rms_norm op's arithmetic); without it
-// xf is x itself (no copy). With codes set, also their Q8 codes. Runs in
-// parallel over tokens; buf must outlive the returned Acts.
+// xf is x itself (no copy). With codes set, also their Q8 codes; with
+// panel set too, the codes' rows are padded to a multiple of kPanelRows for
+// the panel kernels. Runs in parallel over tokens; buf must outlive the
+// returned Acts.
 Acts PrepareActs(const float *x, int64_t T, int64_t K, const float *norm,
-                 float offset, float eps, bool codes, ActsBuffer &buf);
+                 float offset, float eps, bool codes, ActsBuffer &buf,
+                 bool panel = false);
 
 // Tiles of kRowTile rows covering n rows.
 inline int64_t RowTiles(int64_t n) { return (n + kRowTile - 1) / kRowTile; }

@@ -309,13 +309,32 @@ TileFn TileFor(int32_t dtype, Isa isa) {
 
 TileFn TileFor(int32_t dtype) { return TileFor(dtype, ActiveIsa()); }
 
+PanelFn PanelFor(const WeightMatrix &w, Isa isa) {
+  if (isa < Isa::kAmx || F32ActsMode() || w.cols % kActBlock != 0)
+    return nullptr;
+  const PanelKernels &k = AmxPanels();
+  switch (w.dtype) {
+  case GEMMAC_DTYPE_Q8C:
+    return k.q8c;
+  case GEMMAC_DTYPE_Q4G32:
+    return k.q4g32;
+  case GEMMAC_DTYPE_Q4G32R8:
+    return k.q4g32r8;
+  default:
+    return nullptr;
+  }
+}
+
+PanelFn PanelFor(const WeightMatrix &w) { return PanelFor(w, ActiveIsa()); }
+
 ActsBuffer &ThreadActsBuffer() {
   thread_local ActsBuffer buf;
   return buf;
 }
 
 Acts PrepareActs(const float *x, int64_t T, int64_t K, const float *norm,
-                 float offset, float eps, bool codes, ActsBuffer &buf) {
+                 float offset, float eps, bool codes, ActsBuffer &buf,
+                 bool panel) {
   Acts a;
   a.T = T;
   a.K = K;
@@ -327,16 +346,21 @@ Acts PrepareActs(const float *x, int64_t T, int64_t K, const float *norm,
   }
   if (codes) {
     a.qstride = (K + 63) / 64 * 64;
-    const int64_t nb = a.qstride / kActBlock;
-    if (int64_t(buf.xq.size()) < T * a.qstride)
-      buf.xq.resize(T * a.qstride);
-    if (int64_t(buf.xd.size()) < T * nb) {
-      buf.xd.resize(T * nb);
-      buf.xs.resize(T * nb);
+    a.rows = panel ? (T + kPanelRows - 1) / kPanelRows * kPanelRows : T;
+    const int64_t nb = a.qstride / kActBlock, R = a.rows;
+    if (int64_t(buf.xq.size()) < R * a.qstride)
+      buf.xq.resize(R * a.qstride);
+    if (int64_t(buf.xd.size()) < R * nb) {
+      buf.xd.resize(R * nb);
+      buf.xs.resize(R * nb);
     }
     a.xq = buf.xq.data();
     a.xd = buf.xd.data();
     a.xs = buf.xs.data();
+    // The panel kernels' padding rows: codes that add nothing.
+    std::memset(buf.xq.data() + T * a.qstride, 0, (R - T) * a.qstride);
+    std::fill(buf.xd.data() + T * nb, buf.xd.data() + R * nb, 0.0f);
+    std::fill(buf.xs.data() + T * nb, buf.xs.data() + R * nb, 0);
   }
   if (norm == nullptr && !codes)
     return a; // the rows themselves: nothing to prepare

@@ -296,8 +296,10 @@ TEST_P(QkvTest, EveryOptionalInputCombination) {
 }
 
 TEST_P(QkvTest, MixedWeightDTypes) {
-  Check(GEMMAC_DTYPE_Q4G32, GEMMAC_DTYPE_Q8C, GEMMAC_DTYPE_F16, 5, 0, true,
-        true, true);
+  // T = 21 also mixes the amx level's panels (q, k) with tiles (v).
+  for (int64_t T : {5, 21})
+    Check(GEMMAC_DTYPE_Q4G32, GEMMAC_DTYPE_Q8C, GEMMAC_DTYPE_F16, T, 0, true,
+          true, true);
 }
 
 TEST_P(QkvTest, MoreTokensThanOneTile) {
@@ -421,7 +423,7 @@ TEST_P(FusedTest, FinalHead) {
   std::mt19937 rng(55);
   const int64_t V = 50, R = 41;
   for (int32_t dtype : kDTypes)
-    for (int64_t T : {1, 5})
+    for (int64_t T : {1, 5, 19})
       for (bool last_only : {false, true})
         for (float softcap : {0.0f, 3.0f}) {
           if (last_only && T == 1)

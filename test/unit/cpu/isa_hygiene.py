@@ -2,22 +2,22 @@
 """The CPU plugin's object files keep each instruction-set level to itself.
 
 One plugin binary runs on every x86-64 CPU because only the level files
-(*_avx2.cc, *_avx512.cc) hold AVX code, and only in functions that the
+(*_avx2.cc, *_avx512.cc, *_amx.cc) hold AVX (and AMX) code, and only in functions that the
 dispatch (cpu_features.h) calls after CPUID said yes. Two ways to break
 that, both silent on this machine and a SIGILL on an older one:
   - a baseline file compiled with AVX (a stray -m flag, a target pragma left
-    open): baseline objects must use no ymm/zmm register;
+    open): baseline objects must use no ymm/zmm/tmm register;
   - a level file defining an inline function or template instantiation with
     weak (COMDAT) linkage: the linker may keep its AVX copy for every caller.
-    Level files' weak symbols must use no ymm/zmm register, and avx2 files
-    no zmm.
+    Level files' weak symbols must use no ymm/zmm/tmm register, avx2 files
+    no zmm, and only amx files tmm.
 Usage: isa_hygiene.py OBJECT_LIST_FILE (one object path per line).
 """
 import re
 import subprocess
 import sys
 
-REG = re.compile(r"%(ymm|zmm)\d+|%k[1-7]\b")
+REG = re.compile(r"%(ymm|zmm|tmm)\d+|%k[1-7]\b")
 
 
 def functions(obj):
@@ -55,7 +55,8 @@ def main():
     errors = []
     levels = 0
     for obj in objects:
-        level = "avx512" if "_avx512" in obj else "avx2" if "_avx2" in obj else None
+        level = ("amx" if "_amx" in obj else "avx512" if "_avx512" in obj
+                 else "avx2" if "_avx2" in obj else None)
         funcs = functions(obj)
         weak = weak_symbols(obj) if level else set()
         for name, lines in funcs.items():
@@ -71,6 +72,9 @@ def main():
                               (obj, name, ", ".join(sorted(regs))))
             elif level == "avx2" and "%zmm" in regs:
                 errors.append("%s: %s uses zmm in an avx2 file" % (obj, name))
+            elif level != "amx" and "%tmm" in regs:
+                errors.append("%s: %s uses tmm outside an amx file" %
+                              (obj, name))
         if level and any(REG.search(l) for ls in funcs.values() for l in ls):
             levels += 1
     for e in errors:

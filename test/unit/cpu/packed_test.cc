@@ -144,7 +144,7 @@ TEST_P(PackedTest, LinearEqualsQ4G32AndTheReference) {
     int64_t N, K;
   };
   for (Shape s : {Shape{8, 32}, Shape{40, 96}, Shape{64, 256}})
-    for (int64_t T : {1, 2, 3, 4, 5, 9}) {
+    for (int64_t T : {1, 2, 3, 4, 5, 9, 17}) {
       SCOPED_TRACE("N " + std::to_string(s.N) + " K " + std::to_string(s.K) +
                    " T " + std::to_string(T));
       const Pair p = MakePair(s.N, s.K, rng, -1, 0.5f);
@@ -209,7 +209,7 @@ TEST_P(PackedTest, FinalHead) {
   std::mt19937 rng(64);
   const int64_t V = 48, R = 41, H = 128;
   const Pair p = MakePair(V, H, rng, -1, 1);
-  for (int64_t T : {1, 5})
+  for (int64_t T : {1, 5, 19})
     for (bool last_only : {false, true})
       for (float softcap : {0.0f, 3.0f}) {
         if (last_only && T == 1)
@@ -318,7 +318,7 @@ TEST_P(PackedTest, QkvProj) {
   a.rope_scale = 1.0f;
   a.eps = kEps;
   a.offset = 1.0f;
-  for (int64_t T : {1, 6})
+  for (int64_t T : {1, 6, 18})
     for (int mask = 0; mask < 16; ++mask) {
       const bool with_norm = mask & 1, with_qn = mask & 2, with_kn = mask & 4;
       const bool mixed = mask & 8; // wk as Q8C in both runs

@@ -171,8 +171,9 @@ TEST_P(QuantTest, Linear) {
   for (int32_t dtype : kQuantDTypes) {
     SCOPED_TRACE(DTypeName(dtype));
     // T = 1 is decode; 3, 4 and 7 cover partial and whole groups of four
-    // tokens sharing a decoded block; N = 37 is odd and spans tasks.
-    for (int64_t T : {1, 3, 4, 7}) {
+    // tokens sharing a decoded block; 40 takes the amx level's panels where
+    // it runs (a partial 16-token tile); N = 37 is odd and spans tasks.
+    for (int64_t T : {1, 3, 4, 7, 40}) {
       SCOPED_TRACE("T " + std::to_string(T));
       const int64_t K = ColsFor(dtype), N = 37;
       std::vector<float> x = Uniform(T * K, rng, -1, 1), y(T * N, NAN);
@@ -189,20 +190,21 @@ TEST_P(QuantTest, Linear) {
 TEST_P(QuantTest, LmHeadScoresOnlyTheFirstRows) {
   // R < V: the Q8C scales follow all V rows of the table, not R.
   std::mt19937 rng(43);
-  const int64_t T = 3, V = 50, R = 41;
-  for (int32_t dtype : kQuantDTypes) {
-    SCOPED_TRACE(DTypeName(dtype));
-    const int64_t H = dtype == GEMMAC_DTYPE_Q4G128 ? 128 : 64;
-    std::vector<float> x = Uniform(T * H, rng, -1, 1), y(T * R, NAN);
-    Weights table = MakeMatrix(dtype, V, H, rng, -1, 1);
-    gemmac_op_attrs a = Attrs();
-    a.rows = int32_t(R);
-    Run(GEMMAC_OP_LM_HEAD, a, {GEMMAC_DTYPE_F32, dtype},
-        {Tensor(x.data(), GEMMAC_DTYPE_F32, {T, H}),
-         Tensor(table.data(), dtype, {V, H})},
-        Tensor(y.data(), GEMMAC_DTYPE_F32, {T, R}));
-    CheckMatmul(x, table, T, H, R, y);
-  }
+  const int64_t V = 50, R = 41;
+  for (int32_t dtype : kQuantDTypes)
+    for (int64_t T : {3, 20}) {
+      SCOPED_TRACE(std::string(DTypeName(dtype)) + " T " + std::to_string(T));
+      const int64_t H = dtype == GEMMAC_DTYPE_Q4G128 ? 128 : 64;
+      std::vector<float> x = Uniform(T * H, rng, -1, 1), y(T * R, NAN);
+      Weights table = MakeMatrix(dtype, V, H, rng, -1, 1);
+      gemmac_op_attrs a = Attrs();
+      a.rows = int32_t(R);
+      Run(GEMMAC_OP_LM_HEAD, a, {GEMMAC_DTYPE_F32, dtype},
+          {Tensor(x.data(), GEMMAC_DTYPE_F32, {T, H}),
+           Tensor(table.data(), dtype, {V, H})},
+          Tensor(y.data(), GEMMAC_DTYPE_F32, {T, R}));
+      CheckMatmul(x, table, T, H, R, y);
+    }
 }
 
 TEST_P(QuantTest, ResultsDoNotDependOnTheThreadCount) {

@@ -2,9 +2,10 @@
 // this CPU can run, called directly: each level's TileFn for each weight
 // format against RefDot (the documented arithmetic in double), and each
 // SIMD level against the scalar level (the same integer block sums, so
-// only f32 summation order differs). Levels the CPU cannot run are skipped
-// with a message; GEMMAC_CPU_ISA-capped runs of the op tests (CMakeLists)
-// cover the dispatch itself.
+// only f32 summation order differs); the amx level's panel kernels the same
+// way. Levels the CPU cannot run are skipped with a message;
+// GEMMAC_CPU_ISA-capped runs of the op tests (CMakeLists) cover the
+// dispatch itself.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -52,7 +53,7 @@ Weights MatrixFor(int32_t dtype, int64_t rows, int64_t K, std::mt19937 &rng) {
   return w;
 }
 
-const Isa kLevels[] = {Isa::kScalar, Isa::kAvx2, Isa::kAvx512};
+const Isa kLevels[] = {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAmx};
 
 class TilesTest : public ::testing::TestWithParam<Isa> {};
 
@@ -114,6 +115,105 @@ TEST_P(TilesTest, EveryFormatAgainstTheReferenceAndTheScalarLevel) {
               }
           }
   }
+}
+
+cpu::WeightMatrix View(const Weights &w, int64_t rows, int64_t K) {
+  cpu::WeightMatrix wm;
+  wm.data = w.bytes.data();
+  wm.dtype = w.dtype;
+  wm.rows = rows;
+  wm.cols = K;
+  return wm;
+}
+
+// The amx level's panel kernels: every output against RefDot and the
+// scalar TileFn, for full and partial panels (nr < 16, and a matrix whose
+// last panel is short), token counts that do and do not fill 16-row tiles,
+// and K from one block to several L1 chunks. A panel writes its nr columns
+// of y and nothing else.
+TEST(AmxPanels, AgainstTheReferenceAndTheScalarLevel) {
+  if (!cpu::CanRun(Isa::kAmx))
+    GTEST_SKIP() << "this CPU cannot run amx (" << cpu::Describe() << ")";
+  std::mt19937 rng(73);
+  const Case cases[] = {
+      {GEMMAC_DTYPE_Q8C, 32},      {GEMMAC_DTYPE_Q8C, 1152},
+      {GEMMAC_DTYPE_Q8C, 2080},    {GEMMAC_DTYPE_Q4G32, 32},
+      {GEMMAC_DTYPE_Q4G32, 1152},  {GEMMAC_DTYPE_Q4G32R8, 32},
+      {GEMMAC_DTYPE_Q4G32R8, 96},  {GEMMAC_DTYPE_Q4G32R8, 1152},
+      {GEMMAC_DTYPE_Q4G32R8, 6912}};
+  for (const Case &c : cases) {
+    // Packed rows come in groups of 8; the others end mid-panel.
+    const int64_t rows = c.dtype == GEMMAC_DTYPE_Q4G32R8 ? 40 : 37;
+    const Weights w = MatrixFor(c.dtype, rows, c.K, rng);
+    const cpu::WeightMatrix wm = View(w, rows, c.K);
+    const cpu::PanelFn panel = cpu::PanelFor(wm, Isa::kAmx);
+    ASSERT_NE(panel, nullptr) << Name(Isa::kAmx, c);
+    const TileFn ref = cpu::TileFor(c.dtype, Isa::kScalar);
+    for (const int64_t T : {1, 5, 16, 33}) {
+      const std::vector<float> x = Activations(T, c.K, rng);
+      ActsBuffer buf;
+      const Acts a = cpu::PrepareActs(x.data(), T, c.K, nullptr, 0.0f, 0.0f,
+                                      true, buf, /*panel=*/true);
+      ASSERT_EQ(a.rows % cpu::kPanelRows, 0);
+      for (int64_t n0 = 0; n0 < rows; n0 += cpu::kPanelRows) {
+        const int64_t full = std::min(cpu::kPanelRows, rows - n0);
+        for (const int64_t nr : {int64_t(1), int64_t(9), full}) {
+          if (nr > full)
+            continue;
+          SCOPED_TRACE(Name(Isa::kAmx, c) + " T " + std::to_string(T) + " n0 " +
+                       std::to_string(n0) + " nr " + std::to_string(nr));
+          const int64_t ldy = rows + 3;
+          std::vector<float> y(size_t(T * ldy), NAN);
+          panel(wm, n0, nr, a, y.data() + n0, ldy);
+          for (int64_t t = 0; t < T; ++t) {
+            const std::vector<double> xt(x.begin() + t * c.K,
+                                         x.begin() + (t + 1) * c.K);
+            for (int64_t n = 0; n < ldy; ++n) {
+              const float v = y[t * ldy + n];
+              if (n < n0 || n >= n0 + nr) {
+                ASSERT_TRUE(std::isnan(v))
+                    << "wrote row " << n << " token " << t;
+                continue;
+              }
+              const Dot d = RefDot(xt, w, n);
+              ASSERT_NEAR(v, d.value, kRel * d.mag + d.slack + 1e-9)
+                  << "row " << n << " token " << t;
+              // The scalar level's value of the same output.
+              const int64_t tile0 = n / cpu::kRowTile * cpu::kRowTile;
+              float want[cpu::kRowTile * cpu::kTokenGroup];
+              ref(wm, tile0, cpu::kRowTile, a, t, 1, want);
+              ASSERT_NEAR(v, want[(n - tile0) * cpu::kTokenGroup],
+                          kSame * d.mag + 1e-9)
+                  << "vs scalar, row " << n << " token " << t;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Where the panel kernels apply: the amx level, the int8-code formats, whole
+// 32-column blocks, and never in the f32-activation mode.
+TEST(AmxPanels, OnlyWhereTheyApply) {
+  cpu::WeightMatrix wm;
+  wm.rows = 16;
+  wm.cols = 64;
+  for (const Isa isa : kLevels)
+    for (const int32_t dtype :
+         {GEMMAC_DTYPE_F32, GEMMAC_DTYPE_BF16, GEMMAC_DTYPE_Q8C,
+          GEMMAC_DTYPE_Q4G128, GEMMAC_DTYPE_Q4G32R8}) {
+      wm.dtype = dtype;
+      const bool want =
+          isa == Isa::kAmx && !cpu::F32ActsMode() &&
+          (dtype == GEMMAC_DTYPE_Q8C || dtype == GEMMAC_DTYPE_Q4G32R8);
+      EXPECT_EQ(cpu::PanelFor(wm, isa) != nullptr, want)
+          << cpu::IsaName(isa) << " " << DTypeName(dtype);
+    }
+  wm.dtype = GEMMAC_DTYPE_Q8C;
+  wm.cols = 40; // not whole blocks: the tiles serve it
+  EXPECT_EQ(cpu::PanelFor(wm, Isa::kAmx), nullptr);
+  EXPECT_FALSE(cpu::UsePanels(cpu::AmxPanels().q8c, cpu::kPanelMinTokens - 1));
 }
 
 // The Q8 codes of PrepareActs: the documented rule, zero past K.

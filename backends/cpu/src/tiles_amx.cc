@@ -1,0 +1,431 @@
+// The amx level of tiles.h: panel kernels on Intel AMX tiles (AMX-TILE +
+// AMX-INT8) for the weight formats whose products are integer block sums of
+// int8 codes: Q8C, Q4G32 and Q4G32R8. Compiled with the build's baseline
+// flags; each function below enables what it uses with a target attribute
+// (GEMMAC_AMX) and has internal linkage, as in tiles_avx512.cc. Only call
+// these kernels when CanRun(Isa::kAmx): the CPU has the tiles and Linux let
+// this process use them (cpu_features.cc asked with arch_prctl).
+//
+// A panel is 16 weight rows against every prepared row. Per 32-column
+// activation block b, one tdpbssd multiplies a 16-token x 32-code tile of
+// the activation codes (A: Acts::xq as it is, 16 rows of 32 bytes) by the
+// panel's 32 x 16 weight codes (B: 8 rows of 16 dwords, each dword 4
+// consecutive codes of one weight row, the order tdpbssd reads) into a
+// 16 x 16 tile of exact int32 block sums (C). Those are stored, converted
+// to f32 and scaled into f32 accumulators exactly as the other levels do:
+//   Q8C            acc[t][n] += float(sum) * d_b[t];   y = acc * s_n
+//   Q4G32(R8)      acc[t][n] += float(sum) * (dw[n,b] * d_b[t])
+// Each block needs its own C tile and scaling (d_b differs per block), so a
+// tdpbssd covers 32 columns, not the 64 it could.
+//
+// The weights are repacked into B order once per panel (PackPanel: a 16 x 8
+// dword transpose per block; 4-bit codes are unpacked to int8 first) into a
+// per-thread buffer, and then serve every 16-token tile. The blocks run in
+// chunks of at most kChunkBlocks, so that a chunk of packed weights (16 KB)
+// stays in L1 while the token tiles stream their codes past it; each token
+// tile keeps its 16 x 16 accumulators in registers within a chunk and in the
+// per-thread buffer between chunks.
+#include "tiles.h"
+
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <type_traits>
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace gemmac::cpu {
+namespace {
+
+#define GEMMAC_AMX                                                             \
+  __attribute__((target("amx-tile,amx-int8,avx512f,avx512bw,avx512vl,"         \
+                        "avx512dq,avx2,fma,f16c")))
+#define GEMMAC_AMX_INLINE GEMMAC_AMX inline __attribute__((always_inline))
+#define GEMMAC_UNROLL _Pragma("GCC unroll 16")
+
+// Tile registers (the intrinsics take literal numbers).
+#define GEMMAC_TC0 0 // C: 16 tokens x 16 rows of int32 sums
+#define GEMMAC_TC1 1
+#define GEMMAC_TA0 2 // A: 16 tokens x 32 activation codes
+#define GEMMAC_TA1 3
+#define GEMMAC_TB0 4 // B: 8 x 16 dwords of weight codes
+#define GEMMAC_TB1 5
+
+constexpr int64_t kBlockBytes = kPanelRows * kActBlock; // one packed block
+// Packed blocks kept in L1 while the token tiles pass (16 KB).
+constexpr int64_t kChunkBlocks = 32;
+
+// LDTILECFG's 64-byte operand, palette 1.
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+TileConfig MakeConfig() {
+  TileConfig c;
+  for (int t : {GEMMAC_TC0, GEMMAC_TC1}) {
+    c.rows[t] = kPanelRows;
+    c.colsb[t] = kPanelRows * 4;
+  }
+  for (int t : {GEMMAC_TA0, GEMMAC_TA1}) {
+    c.rows[t] = kPanelRows;
+    c.colsb[t] = kActBlock;
+  }
+  for (int t : {GEMMAC_TB0, GEMMAC_TB1}) {
+    c.rows[t] = kActBlock / 4;
+    c.colsb[t] = kPanelRows * 4;
+  }
+  return c;
+}
+
+// One thread's scratch: the packed panel, its block scales and the
+// accumulators of every token tile. Grows to the largest request.
+class PanelScratch {
+public:
+  int8_t *pack = nullptr;  // [blocks][8][16 dwords]
+  float *scale = nullptr;  // [blocks][16]: dw of each row (Q4 formats)
+  float *acc = nullptr;    // [token tiles][16 tokens][16 rows]
+  int8_t *codes = nullptr; // [16][32]: one unpacked 4-bit block
+  void Reserve(int64_t blocks, int64_t rows) {
+    const size_t need = size_t(blocks) * (kBlockBytes + kPanelRows * 4) +
+                        size_t(rows) * kPanelRows * 4 + kBlockBytes;
+    if (need > size_) {
+      void *p = std::aligned_alloc(64, (need + 63) / 64 * 64);
+      if (p == nullptr)
+        throw std::bad_alloc();
+      mem_.reset(static_cast<char *>(p));
+      size_ = need;
+    }
+    char *m = mem_.get();
+    pack = reinterpret_cast<int8_t *>(m);
+    m += blocks * kBlockBytes;
+    scale = reinterpret_cast<float *>(m);
+    m += blocks * kPanelRows * 4;
+    acc = reinterpret_cast<float *>(m);
+    m += rows * kPanelRows * 4;
+    codes = reinterpret_cast<int8_t *>(m);
+  }
+
+private:
+  struct Free {
+    void operator()(char *p) const { std::free(p); }
+  };
+  std::unique_ptr<char, Free> mem_;
+  size_t size_ = 0;
+};
+
+PanelScratch &ThreadScratch() {
+  thread_local PanelScratch s;
+  return s;
+}
+
+alignas(64) const int8_t kZeroBlock[kActBlock] = {};
+
+// permutex2var indices of Transpose's three steps (see there).
+struct TransposeIndex {
+  alignas(64) int32_t s1[2][16];
+  alignas(64) int32_t s2[2][16];
+  alignas(64) int32_t s3[2][16];
+  TransposeIndex() {
+    for (int h = 0; h < 2; ++h)
+      for (int p = 0; p < 16; ++p) {
+        const int kk = p / 4 + 4 * h, r = p % 4; // rows r of a Z pair
+        s1[h][p] = r < 2 ? r * 8 + kk : 16 + (r - 2) * 8 + kk;
+      }
+    for (int e = 0; e < 2; ++e)
+      for (int p = 0; p < 16; ++p) {
+        const int kk = 2 * e + p / 8, r = p % 8; // kk of an S, rows of two
+        s2[e][p] = r < 4 ? kk * 4 + r : 16 + kk * 4 + (r - 4);
+      }
+    for (int kl = 0; kl < 2; ++kl)
+      for (int p = 0; p < 16; ++p)
+        s3[kl][p] = p < 8 ? kl * 8 + p : 16 + kl * 8 + (p - 8);
+  }
+};
+const TransposeIndex kIndex;
+
+// dst[kk][r] (dwords) = dword kk of rows[r] (32 bytes each), kk < 8, r < 16:
+// block b of the panel in tdpbssd's B order. Three permute steps narrow
+// each vector from (rows x 8 dwords) to (16 rows x 1 dword):
+//   Z[i]      = rows 2i, 2i + 1, all 8 dwords each
+//   S[j][h]   = dwords 4h..4h+3 of rows 4j..4j+3, dword-major
+//   T[g][h][e]= dwords 4h+2e, +1 of rows 8g..8g+7, dword-major
+//   dst[kk]   = dword kk of rows 0..15
+GEMMAC_AMX_INLINE void Transpose(const int8_t *const rows[kPanelRows],
+                                 int8_t *dst) {
+  __m512i z[8];
+  GEMMAC_UNROLL
+  for (int i = 0; i < 8; ++i)
+    z[i] = _mm512_inserti64x4(
+        _mm512_castsi256_si512(
+            _mm256_loadu_si256(reinterpret_cast<const __m256i *>(rows[2 * i]))),
+        _mm256_loadu_si256(reinterpret_cast<const __m256i *>(rows[2 * i + 1])),
+        1);
+  const __m512i i10 = _mm512_load_si512(kIndex.s1[0]);
+  const __m512i i11 = _mm512_load_si512(kIndex.s1[1]);
+  __m512i s[4][2];
+  GEMMAC_UNROLL
+  for (int j = 0; j < 4; ++j) {
+    s[j][0] = _mm512_permutex2var_epi32(z[2 * j], i10, z[2 * j + 1]);
+    s[j][1] = _mm512_permutex2var_epi32(z[2 * j], i11, z[2 * j + 1]);
+  }
+  const __m512i i20 = _mm512_load_si512(kIndex.s2[0]);
+  const __m512i i21 = _mm512_load_si512(kIndex.s2[1]);
+  const __m512i i30 = _mm512_load_si512(kIndex.s3[0]);
+  const __m512i i31 = _mm512_load_si512(kIndex.s3[1]);
+  GEMMAC_UNROLL
+  for (int h = 0; h < 2; ++h)
+    GEMMAC_UNROLL
+  for (int e = 0; e < 2; ++e) {
+    const __m512i ie = e == 0 ? i20 : i21;
+    const __m512i t0 = _mm512_permutex2var_epi32(s[0][h], ie, s[1][h]);
+    const __m512i t1 = _mm512_permutex2var_epi32(s[2][h], ie, s[3][h]);
+    const int kk = 4 * h + 2 * e;
+    _mm512_store_si512(dst + kk * 64, _mm512_permutex2var_epi32(t0, i30, t1));
+    _mm512_store_si512(dst + (kk + 1) * 64,
+                       _mm512_permutex2var_epi32(t0, i31, t1));
+  }
+}
+
+// 4-bit codes of 4 rows (16 bytes each, one row per 128-bit lane; element j
+// is the low nibble of byte j, j + 16 the high one) as int8 code - 8, rows
+// written 32 bytes apart from dst.
+GEMMAC_AMX_INLINE void UnpackQ4Rows4(const uint8_t *qs, int8_t *dst) {
+  const __m512i q = _mm512_loadu_si512(qs);
+  const __m512i low4 = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8);
+  const __m512i lo = _mm512_sub_epi8(_mm512_and_si512(q, low4), eight);
+  const __m512i hi =
+      _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(q, 4), low4), eight);
+  // Row r = lane r of lo, then lane r of hi.
+  const __m512i r01 = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0);
+  const __m512i r23 = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
+  _mm512_storeu_si512(dst, _mm512_permutex2var_epi64(lo, r01, hi));
+  _mm512_storeu_si512(dst + 64, _mm512_permutex2var_epi64(lo, r23, hi));
+}
+
+// The weight formats, one 32-column block of the panel's rows at a time:
+// Block(b, rows, codes, scale) points rows[r] at the 32 int8 codes of row
+// n0 + r (a zero block for r >= nr) and, for kBlockScale, writes the rows'
+// block scales to scale[0, 16).
+struct Q8CPanel {
+  static constexpr bool kBlockScale = false;
+  const int8_t *q;
+  const uint8_t *scales;
+  int64_t cols, n0, nr;
+  Q8CPanel(const WeightMatrix &w, int64_t n0_, int64_t nr_)
+      : q(static_cast<const int8_t *>(w.data)),
+        scales(static_cast<const uint8_t *>(w.data) + w.rows * w.cols),
+        cols(w.cols), n0(n0_), nr(nr_) {}
+  GEMMAC_AMX_INLINE void Block(int64_t b, const int8_t **rows, int8_t *,
+                               float *) const {
+    for (int64_t r = 0; r < kPanelRows; ++r)
+      rows[r] = r < nr ? q + (n0 + r) * cols + b * kActBlock : kZeroBlock;
+  }
+};
+
+struct Q4G32Panel {
+  static constexpr bool kBlockScale = true;
+  const uint8_t *base;
+  int64_t row_bytes, n0, nr;
+  Q4G32Panel(const WeightMatrix &w, int64_t n0_, int64_t nr_)
+      : base(static_cast<const uint8_t *>(w.data)),
+        row_bytes(w.cols / kActBlock * 18), n0(n0_), nr(nr_) {}
+  GEMMAC_AMX_INLINE void Block(int64_t b, const int8_t **rows, int8_t *codes,
+                               float *scale) const {
+    const __m128i low4 = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
+    for (int64_t r = 0; r < kPanelRows; ++r) {
+      if (r >= nr) {
+        rows[r] = kZeroBlock;
+        scale[r] = 0.0f;
+        continue;
+      }
+      const uint8_t *blk = base + (n0 + r) * row_bytes + b * 18;
+      const __m128i q =
+          _mm_loadu_si128(reinterpret_cast<const __m128i *>(blk + 2));
+      int8_t *c = codes + r * kActBlock;
+      _mm_storeu_si128(reinterpret_cast<__m128i *>(c),
+                       _mm_sub_epi8(_mm_and_si128(q, low4), eight));
+      _mm_storeu_si128(
+          reinterpret_cast<__m128i *>(c + 16),
+          _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), low4), eight));
+      rows[r] = c;
+      scale[r] = LoadF16(blk);
+    }
+  }
+};
+
+struct Q4G32R8Panel {
+  static constexpr bool kBlockScale = true;
+  const uint8_t *base;
+  int64_t group_bytes, n0, nr;
+  Q4G32R8Panel(const WeightMatrix &w, int64_t n0_, int64_t nr_)
+      : base(static_cast<const uint8_t *>(w.data)),
+        group_bytes(w.cols / kActBlock * Q4G32R8Rows::kRunBytes), n0(n0_),
+        nr(nr_) {}
+  GEMMAC_AMX_INLINE void Block(int64_t b, const int8_t **rows, int8_t *codes,
+                               float *scale) const {
+    // The panel's two groups of 8 rows; the second exists when nr > 8 (a
+    // packed matrix has whole groups, so rows past nr in it are real).
+    for (int64_t g = 0; g < 2; ++g) {
+      if (g * 8 >= nr) {
+        for (int64_t r = 8 * g; r < 8 * g + 8; ++r) {
+          rows[r] = kZeroBlock;
+          scale[r] = 0.0f;
+        }
+        continue;
+      }
+      const uint8_t *run =
+          base + (n0 / 8 + g) * group_bytes + b * Q4G32R8Rows::kRunBytes;
+      _mm256_storeu_ps(scale + 8 * g,
+                       _mm256_cvtph_ps(_mm_loadu_si128(
+                           reinterpret_cast<const __m128i *>(run))));
+      int8_t *c = codes + 8 * g * kActBlock;
+      UnpackQ4Rows4(run + 16, c);
+      UnpackQ4Rows4(run + 16 + 64, c + 4 * kActBlock);
+      for (int64_t r = 0; r < 8; ++r)
+        rows[8 * g + r] = c + r * kActBlock;
+    }
+  }
+};
+
+// Packs blocks [0, blocks) of the panel into s.pack (and s.scale).
+template <class Src>
+GEMMAC_AMX_INLINE void PackPanel(const Src &src, int64_t blocks,
+                                 PanelScratch &s) {
+  const int8_t *rows[kPanelRows];
+  for (int64_t b = 0; b < blocks; ++b) {
+    src.Block(b, rows, s.codes, s.scale + b * kPanelRows);
+    Transpose(rows, s.pack + b * kBlockBytes);
+  }
+}
+
+// acc[t] += float(c[t]) * (d[t * qb] (x ws)): one block's sums of a token
+// tile, scaled.
+template <bool kBlockScale>
+GEMMAC_AMX_INLINE void ScaleInto(const int32_t *c, const float *d, int64_t qb,
+                                 const float *ws, __m512 *acc) {
+  __m512 w;
+  if constexpr (kBlockScale)
+    w = _mm512_load_ps(ws);
+  GEMMAC_UNROLL
+  for (int t = 0; t < kPanelRows; ++t) {
+    const __m512 sum =
+        _mm512_cvtepi32_ps(_mm512_load_si512(c + t * kPanelRows));
+    __m512 sc = _mm512_set1_ps(d[t * qb]);
+    if constexpr (kBlockScale)
+      sc = _mm512_mul_ps(w, sc);
+    acc[t] = _mm512_fmadd_ps(sum, sc, acc[t]);
+  }
+}
+
+template <class Src>
+GEMMAC_AMX void PanelKernel(const WeightMatrix &w, int64_t n0, int64_t nr,
+                            const Acts &a, float *y, int64_t ldy) {
+  const Src src(w, n0, nr);
+  const int64_t blocks = a.K / kActBlock, qb = a.qstride / kActBlock;
+  const int64_t tiles = a.rows / kPanelRows;
+  PanelScratch &s = ThreadScratch();
+  s.Reserve(blocks, a.rows);
+  PackPanel(src, blocks, s);
+  // Row scales (Q8C) for the last step; lanes past nr are never stored.
+  const __mmask16 mask = __mmask16((1u << nr) - 1);
+  __m512 row_scale = _mm512_set1_ps(1.0f);
+  if constexpr (std::is_same_v<Src, Q8CPanel>)
+    row_scale = _mm512_maskz_loadu_ps(
+        mask, reinterpret_cast<const float *>(src.scales + 4 * n0));
+
+  const TileConfig cfg = MakeConfig();
+  _tile_loadconfig(&cfg);
+  alignas(64) int32_t c[2][kPanelRows * kPanelRows];
+  const int64_t chunks = (blocks + kChunkBlocks - 1) / kChunkBlocks;
+  const int64_t per_chunk = (blocks + chunks - 1) / chunks;
+  for (int64_t b0 = 0; b0 < blocks; b0 += per_chunk) {
+    const int64_t b1 = std::min(blocks, b0 + per_chunk);
+    for (int64_t tt = 0; tt < tiles; ++tt) {
+      float *saved = s.acc + tt * kPanelRows * kPanelRows;
+      __m512 acc[kPanelRows];
+      GEMMAC_UNROLL
+      for (int t = 0; t < kPanelRows; ++t)
+        acc[t] = b0 == 0 ? _mm512_setzero_ps()
+                         : _mm512_load_ps(saved + t * kPanelRows);
+      const int8_t *xq = a.xq + tt * kPanelRows * a.qstride;
+      const float *xd = a.xd + tt * kPanelRows * qb;
+      int64_t b = b0;
+      for (; b + 2 <= b1; b += 2) {
+        _tile_loadd(GEMMAC_TA0, xq + b * kActBlock, a.qstride);
+        _tile_loadd(GEMMAC_TB0, s.pack + b * kBlockBytes, 64);
+        _tile_zero(GEMMAC_TC0);
+        _tile_dpbssd(GEMMAC_TC0, GEMMAC_TA0, GEMMAC_TB0);
+        _tile_loadd(GEMMAC_TA1, xq + (b + 1) * kActBlock, a.qstride);
+        _tile_loadd(GEMMAC_TB1, s.pack + (b + 1) * kBlockBytes, 64);
+        _tile_zero(GEMMAC_TC1);
+        _tile_dpbssd(GEMMAC_TC1, GEMMAC_TA1, GEMMAC_TB1);
+        _tile_stored(GEMMAC_TC0, c[0], 64);
+        ScaleInto<Src::kBlockScale>(c[0], xd + b, qb, s.scale + b * kPanelRows,
+                                    acc);
+        _tile_stored(GEMMAC_TC1, c[1], 64);
+        ScaleInto<Src::kBlockScale>(c[1], xd + b + 1, qb,
+                                    s.scale + (b + 1) * kPanelRows, acc);
+      }
+      if (b < b1) {
+        _tile_loadd(GEMMAC_TA0, xq + b * kActBlock, a.qstride);
+        _tile_loadd(GEMMAC_TB0, s.pack + b * kBlockBytes, 64);
+        _tile_zero(GEMMAC_TC0);
+        _tile_dpbssd(GEMMAC_TC0, GEMMAC_TA0, GEMMAC_TB0);
+        _tile_stored(GEMMAC_TC0, c[0], 64);
+        ScaleInto<Src::kBlockScale>(c[0], xd + b, qb, s.scale + b * kPanelRows,
+                                    acc);
+      }
+      if (b1 < blocks) {
+        GEMMAC_UNROLL
+        for (int t = 0; t < kPanelRows; ++t)
+          _mm512_store_ps(saved + t * kPanelRows, acc[t]);
+        continue;
+      }
+      const int64_t nt = std::min(kPanelRows, a.T - tt * kPanelRows);
+      float *yt = y + tt * kPanelRows * ldy;
+      for (int64_t t = 0; t < nt; ++t)
+        _mm512_mask_storeu_ps(yt + t * ldy, mask,
+                              _mm512_mul_ps(acc[t], row_scale));
+    }
+  }
+  _tile_release();
+}
+
+} // namespace
+
+const PanelKernels &AmxPanels() {
+  static const PanelKernels k{&PanelKernel<Q8CPanel>, &PanelKernel<Q4G32Panel>,
+                              &PanelKernel<Q4G32R8Panel>};
+  return k;
+}
+
+} // namespace gemmac::cpu
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+#else // not x86-64: no amx level; CanRun(Isa::kAmx) is false there.
+
+namespace gemmac::cpu {
+const PanelKernels &AmxPanels() {
+  static const PanelKernels k;
+  return k;
+}
+} // namespace gemmac::cpu
+
+#endif

@@ -4,8 +4,12 @@
 // matrix kernels are built on, long enough that the loop costs nothing.
 //   f32 FMA      vfmadd231ps  (avx2: 8 lanes, avx512: 16 lanes) 2 FLOP/lane
 //   int8 dot     avx512: vpdpbusd, 64 multiply-adds per instruction;
-//                avx2: vpmaddubsw + vpmaddwd + vpaddd, 32 per triple
-// Reported as operations per second (a multiply-add counts 2).
+//                avx2: vpmaddubsw + vpmaddwd + vpaddd, 32 per triple;
+//                amx: tdpbssd on full tiles (16 x 16 x 64, 16384 per
+//                instruction), four independent accumulator tiles
+// Reported as operations per second (a multiply-add counts 2). The amx
+// level's panel kernels issue tdpbssd on 32-column blocks (half the K of a
+// full tile), so half of the amx peak is their ceiling.
 #include "compute_peak.h"
 
 #include <chrono>
@@ -97,11 +101,57 @@ GEMMAC_PEAK_AVX512 __attribute__((noinline)) double DotAvx512() {
   return double(kIters) * 12 * 64 * 2 / Seconds(t0, t1);
 }
 
+#if defined(__x86_64__)
+struct alignas(64) AmxConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+__attribute__((target("amx-tile,amx-int8"), noinline)) double DotAmx() {
+  AmxConfig c;
+  for (int t = 0; t < 8; ++t) { // 4 accumulators, 2 A and 2 B, all 16 x 64
+    c.rows[t] = 16;
+    c.colsb[t] = 64;
+  }
+  alignas(64) static int8_t data[16 * 64] = {};
+  _tile_loadconfig(&c);
+  _tile_loadd(4, data, 64);
+  _tile_loadd(5, data, 64);
+  _tile_loadd(6, data, 64);
+  _tile_loadd(7, data, 64);
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  const int64_t iters = kIters / 16;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int64_t it = 0; it < iters; ++it) {
+    _tile_dpbssd(0, 4, 6);
+    _tile_dpbssd(1, 4, 7);
+    _tile_dpbssd(2, 5, 6);
+    _tile_dpbssd(3, 5, 7);
+  }
+  alignas(64) static int32_t sink[16 * 16];
+  _tile_stored(0, sink, 64);
+  const auto t1 = std::chrono::steady_clock::now();
+  _tile_release();
+  return double(iters) * 4 * 16 * 16 * 64 * 2 / Seconds(t0, t1);
+}
+#else
+double DotAmx() { return 0; }
+#endif
+
 } // namespace
 
 ComputePeak MeasureComputePeak(cpu::Isa isa) {
   ComputePeak p;
-  if (isa == cpu::Isa::kAvx512) {
+  if (isa == cpu::Isa::kAmx) {
+    p.f32_flops = FmaAvx512();
+    p.int8_ops = DotAmx();
+  } else if (isa == cpu::Isa::kAvx512) {
     p.f32_flops = FmaAvx512();
     p.int8_ops = DotAvx512();
   } else if (isa == cpu::Isa::kAvx2) {

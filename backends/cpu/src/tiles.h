@@ -64,6 +64,12 @@ struct Acts {
   // Rows of xq, xd and xs: T, or T rounded up to kPanelRows (zero codes,
   // zero scales) when prepared for the panel kernels.
   int64_t rows = 0;
+  // Prepared for the panel kernels: the same codes as one contiguous
+  // 16 x 32 tile per (16 rows, 32-column block), [rows / 16][qstride / 32]
+  // [16][32], so that a tile load reads 512 consecutive bytes; and the
+  // block scales the same way, [rows / 16][qstride / 32][16].
+  const int8_t *xqp = nullptr;
+  const float *xdp = nullptr;
 };
 
 // out[r * kTokenGroup + i] = the product above of weight row n0 + r and
@@ -142,7 +148,9 @@ bool NeedsCodes(int32_t dtype);
 struct ActsBuffer {
   std::vector<float> xf;
   std::vector<int8_t> xq;
+  std::vector<int8_t> xqp;
   std::vector<float> xd;
+  std::vector<float> xdp;
   std::vector<int32_t> xs;
 };
 ActsBuffer &ThreadActsBuffer();

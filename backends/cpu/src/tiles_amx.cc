@@ -53,13 +53,34 @@ namespace {
 #define GEMMAC_AMX_INLINE GEMMAC_AMX inline __attribute__((always_inline))
 #define GEMMAC_UNROLL _Pragma("GCC unroll 16")
 
-// Tile registers (the intrinsics take literal numbers).
-#define GEMMAC_TC0 0 // C: 16 tokens x 16 rows of int32 sums
-#define GEMMAC_TC1 1
-#define GEMMAC_TA0 2 // A: 16 tokens x 32 activation codes
-#define GEMMAC_TA1 3
-#define GEMMAC_TB0 4 // B: 8 x 16 dwords of weight codes
-#define GEMMAC_TB1 5
+// Tile registers: C0..C3 take the int32 sums of four blocks in flight
+// (16 tokens x 16 rows each), A0/A1 16 tokens x 32 activation codes, B0/B1
+// 8 x 16 dwords of weight codes; block j of a group of four uses C[j],
+// A[j % 2] and B[j % 2].
+//
+// The tile instructions are written as inline asm here rather than through
+// GCC 12's intrinsics: those give tilestored a "memory" clobber, which
+// makes GCC keep the accumulators in memory around every store, and give
+// ldtilecfg no memory input, so GCC may drop the stores that fill the
+// config. Each asm below names exactly the memory it reads or writes;
+// tileloadd reads memory it cannot name (rows `stride` apart), so the
+// panel kernel puts a compiler barrier between writing the packed weights
+// and its first tile load.
+struct TileBlock {
+  int32_t v[kPanelRows * kPanelRows];
+};
+#define GEMMAC_TILE_LOAD(t, p, stride)                                         \
+  __asm__ volatile("tileloadd (%0,%1,1), %%tmm" #t                             \
+                   :                                                           \
+                   : "r"(p), "r"(int64_t(stride)))
+#define GEMMAC_TILE_STORE(t, p)                                                \
+  __asm__ volatile("tilestored %%tmm" #t ", (%1,%2,1)"                         \
+                   : "=m"(*reinterpret_cast<TileBlock *>(p))                   \
+                   : "r"(p), "r"(int64_t(kPanelRows * 4)))
+#define GEMMAC_TILE_ZERO(t) __asm__ volatile("tilezero %%tmm" #t ::)
+#define GEMMAC_TILE_DPBSSD(c, a, b)                                            \
+  __asm__ volatile("tdpbssd %%tmm" #b ", %%tmm" #a ", %%tmm" #c ::)
+#define GEMMAC_COMPILER_BARRIER() __asm__ volatile("" ::: "memory")
 
 constexpr int64_t kBlockBytes = kPanelRows * kActBlock; // one packed block
 // Packed blocks kept in L1 while the token tiles pass (16 KB).
@@ -76,20 +97,21 @@ struct alignas(64) TileConfig {
 
 TileConfig MakeConfig() {
   TileConfig c;
-  for (int t : {GEMMAC_TC0, GEMMAC_TC1}) {
+  for (int t = 0; t < 4; ++t) { // C0..C3
     c.rows[t] = kPanelRows;
     c.colsb[t] = kPanelRows * 4;
   }
-  for (int t : {GEMMAC_TA0, GEMMAC_TA1}) {
+  for (int t = 4; t < 6; ++t) { // A0, A1
     c.rows[t] = kPanelRows;
     c.colsb[t] = kActBlock;
   }
-  for (int t : {GEMMAC_TB0, GEMMAC_TB1}) {
+  for (int t = 6; t < 8; ++t) { // B0, B1
     c.rows[t] = kActBlock / 4;
     c.colsb[t] = kPanelRows * 4;
   }
   return c;
 }
+const TileConfig kTileConfig = MakeConfig();
 
 // One thread's scratch: the packed panel, its block scales and the
 // accumulators of every token tile. Grows to the largest request.
@@ -312,10 +334,10 @@ GEMMAC_AMX_INLINE void PackPanel(const Src &src, int64_t blocks,
   }
 }
 
-// acc[t] += float(c[t]) * (d[t * qb] (x ws)): one block's sums of a token
-// tile, scaled.
+// acc[t] += float(c[t]) * (d[t] (x ws)): one block's sums of a token tile,
+// scaled (d: the tokens' scales of the block, Acts::xdp).
 template <bool kBlockScale>
-GEMMAC_AMX_INLINE void ScaleInto(const int32_t *c, const float *d, int64_t qb,
+GEMMAC_AMX_INLINE void ScaleInto(const TileBlock &c, const float *d,
                                  const float *ws, __m512 *acc) {
   __m512 w;
   if constexpr (kBlockScale)
@@ -323,12 +345,72 @@ GEMMAC_AMX_INLINE void ScaleInto(const int32_t *c, const float *d, int64_t qb,
   GEMMAC_UNROLL
   for (int t = 0; t < kPanelRows; ++t) {
     const __m512 sum =
-        _mm512_cvtepi32_ps(_mm512_load_si512(c + t * kPanelRows));
-    __m512 sc = _mm512_set1_ps(d[t * qb]);
+        _mm512_cvtepi32_ps(_mm512_load_si512(c.v + t * kPanelRows));
+    __m512 sc = _mm512_set1_ps(d[t]);
     if constexpr (kBlockScale)
       sc = _mm512_mul_ps(w, sc);
     acc[t] = _mm512_fmadd_ps(sum, sc, acc[t]);
   }
+}
+
+// Blocks [b0, b1) of one token tile into acc: four blocks in flight on
+// C0..C3, each group's sums stored and then scaled while the next group's
+// tdpbssd run (scaling a C tile right after storing it would wait for the
+// store); the last blocks of a chunk one at a time.
+template <bool kBlockScale>
+GEMMAC_AMX_INLINE void TokenTileBlocks(const int8_t *xq, const float *xd,
+                                       const PanelScratch &s, int64_t b0,
+                                       int64_t b1, __m512 *acc) {
+  TileBlock ring[4];
+  const int8_t *pack = s.pack;
+  const float *ws = s.scale;
+  // (A macro, not a lambda: a lambda would not inherit the target.)
+#define GEMMAC_SCALE(j, blk)                                                   \
+  ScaleInto<kBlockScale>(ring[j], xd + (blk)*kPanelRows,                       \
+                         ws + (blk)*kPanelRows, acc)
+  int64_t b = b0;
+  for (; b + 4 <= b1; b += 4) {
+    GEMMAC_TILE_LOAD(4, xq + b * kBlockBytes, kActBlock);
+    GEMMAC_TILE_LOAD(6, pack + b * kBlockBytes, 64);
+    GEMMAC_TILE_ZERO(0);
+    GEMMAC_TILE_DPBSSD(0, 4, 6);
+    GEMMAC_TILE_LOAD(5, xq + (b + 1) * kBlockBytes, kActBlock);
+    GEMMAC_TILE_LOAD(7, pack + (b + 1) * kBlockBytes, 64);
+    GEMMAC_TILE_ZERO(1);
+    GEMMAC_TILE_DPBSSD(1, 5, 7);
+    if (b > b0) {
+      GEMMAC_SCALE(0, b - 4);
+      GEMMAC_SCALE(1, b - 3);
+    }
+    GEMMAC_TILE_LOAD(4, xq + (b + 2) * kBlockBytes, kActBlock);
+    GEMMAC_TILE_LOAD(6, pack + (b + 2) * kBlockBytes, 64);
+    GEMMAC_TILE_ZERO(2);
+    GEMMAC_TILE_DPBSSD(2, 4, 6);
+    GEMMAC_TILE_LOAD(5, xq + (b + 3) * kBlockBytes, kActBlock);
+    GEMMAC_TILE_LOAD(7, pack + (b + 3) * kBlockBytes, 64);
+    GEMMAC_TILE_ZERO(3);
+    GEMMAC_TILE_DPBSSD(3, 5, 7);
+    if (b > b0) {
+      GEMMAC_SCALE(2, b - 2);
+      GEMMAC_SCALE(3, b - 1);
+    }
+    GEMMAC_TILE_STORE(0, ring[0].v);
+    GEMMAC_TILE_STORE(1, ring[1].v);
+    GEMMAC_TILE_STORE(2, ring[2].v);
+    GEMMAC_TILE_STORE(3, ring[3].v);
+  }
+  if (b > b0)
+    for (int j = 0; j < 4; ++j)
+      GEMMAC_SCALE(j, b - 4 + j);
+  for (; b < b1; ++b) {
+    GEMMAC_TILE_LOAD(4, xq + b * kBlockBytes, kActBlock);
+    GEMMAC_TILE_LOAD(6, pack + b * kBlockBytes, 64);
+    GEMMAC_TILE_ZERO(0);
+    GEMMAC_TILE_DPBSSD(0, 4, 6);
+    GEMMAC_TILE_STORE(0, ring[0].v);
+    GEMMAC_SCALE(0, b);
+  }
+#undef GEMMAC_SCALE
 }
 
 template <class Src>
@@ -347,11 +429,11 @@ GEMMAC_AMX void PanelKernel(const WeightMatrix &w, int64_t n0, int64_t nr,
     row_scale = _mm512_maskz_loadu_ps(
         mask, reinterpret_cast<const float *>(src.scales + 4 * n0));
 
-  const TileConfig cfg = MakeConfig();
-  _tile_loadconfig(&cfg);
-  alignas(64) int32_t c[2][kPanelRows * kPanelRows];
+  GEMMAC_COMPILER_BARRIER(); // the packed panel is in memory
+  __asm__ volatile("ldtilecfg %0" ::"m"(kTileConfig));
+  // Chunks of whole groups of four blocks, about equal.
   const int64_t chunks = (blocks + kChunkBlocks - 1) / kChunkBlocks;
-  const int64_t per_chunk = (blocks + chunks - 1) / chunks;
+  const int64_t per_chunk = ((blocks + chunks - 1) / chunks + 3) / 4 * 4;
   for (int64_t b0 = 0; b0 < blocks; b0 += per_chunk) {
     const int64_t b1 = std::min(blocks, b0 + per_chunk);
     for (int64_t tt = 0; tt < tiles; ++tt) {
@@ -361,34 +443,9 @@ GEMMAC_AMX void PanelKernel(const WeightMatrix &w, int64_t n0, int64_t nr,
       for (int t = 0; t < kPanelRows; ++t)
         acc[t] = b0 == 0 ? _mm512_setzero_ps()
                          : _mm512_load_ps(saved + t * kPanelRows);
-      const int8_t *xq = a.xq + tt * kPanelRows * a.qstride;
-      const float *xd = a.xd + tt * kPanelRows * qb;
-      int64_t b = b0;
-      for (; b + 2 <= b1; b += 2) {
-        _tile_loadd(GEMMAC_TA0, xq + b * kActBlock, a.qstride);
-        _tile_loadd(GEMMAC_TB0, s.pack + b * kBlockBytes, 64);
-        _tile_zero(GEMMAC_TC0);
-        _tile_dpbssd(GEMMAC_TC0, GEMMAC_TA0, GEMMAC_TB0);
-        _tile_loadd(GEMMAC_TA1, xq + (b + 1) * kActBlock, a.qstride);
-        _tile_loadd(GEMMAC_TB1, s.pack + (b + 1) * kBlockBytes, 64);
-        _tile_zero(GEMMAC_TC1);
-        _tile_dpbssd(GEMMAC_TC1, GEMMAC_TA1, GEMMAC_TB1);
-        _tile_stored(GEMMAC_TC0, c[0], 64);
-        ScaleInto<Src::kBlockScale>(c[0], xd + b, qb, s.scale + b * kPanelRows,
-                                    acc);
-        _tile_stored(GEMMAC_TC1, c[1], 64);
-        ScaleInto<Src::kBlockScale>(c[1], xd + b + 1, qb,
-                                    s.scale + (b + 1) * kPanelRows, acc);
-      }
-      if (b < b1) {
-        _tile_loadd(GEMMAC_TA0, xq + b * kActBlock, a.qstride);
-        _tile_loadd(GEMMAC_TB0, s.pack + b * kBlockBytes, 64);
-        _tile_zero(GEMMAC_TC0);
-        _tile_dpbssd(GEMMAC_TC0, GEMMAC_TA0, GEMMAC_TB0);
-        _tile_stored(GEMMAC_TC0, c[0], 64);
-        ScaleInto<Src::kBlockScale>(c[0], xd + b, qb, s.scale + b * kPanelRows,
-                                    acc);
-      }
+      TokenTileBlocks<Src::kBlockScale>(a.xqp + tt * kPanelRows * a.qstride,
+                                        a.xdp + tt * kPanelRows * qb, s, b0, b1,
+                                        acc);
       if (b1 < blocks) {
         GEMMAC_UNROLL
         for (int t = 0; t < kPanelRows; ++t)
@@ -397,12 +454,14 @@ GEMMAC_AMX void PanelKernel(const WeightMatrix &w, int64_t n0, int64_t nr,
       }
       const int64_t nt = std::min(kPanelRows, a.T - tt * kPanelRows);
       float *yt = y + tt * kPanelRows * ldy;
-      for (int64_t t = 0; t < nt; ++t)
-        _mm512_mask_storeu_ps(yt + t * ldy, mask,
-                              _mm512_mul_ps(acc[t], row_scale));
+      GEMMAC_UNROLL
+      for (int t = 0; t < kPanelRows; ++t)
+        if (t < nt)
+          _mm512_mask_storeu_ps(yt + t * ldy, mask,
+                                _mm512_mul_ps(acc[t], row_scale));
     }
   }
-  _tile_release();
+  __asm__ volatile("tilerelease" ::);
 }
 
 } // namespace

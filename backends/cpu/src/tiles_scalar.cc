@@ -362,6 +362,14 @@ Acts PrepareActs(const float *x, int64_t T, int64_t K, const float *norm,
     std::fill(buf.xd.data() + T * nb, buf.xd.data() + R * nb, 0.0f);
     std::fill(buf.xs.data() + T * nb, buf.xs.data() + R * nb, 0);
   }
+  if (codes && panel) {
+    if (int64_t(buf.xqp.size()) < a.rows * a.qstride) {
+      buf.xqp.resize(a.rows * a.qstride);
+      buf.xdp.resize(a.rows * a.qstride / kActBlock);
+    }
+    a.xqp = buf.xqp.data();
+    a.xdp = buf.xdp.data();
+  }
   if (norm == nullptr && !codes)
     return a; // the rows themselves: nothing to prepare
   float *xf = buf.xf.data();
@@ -388,6 +396,23 @@ Acts PrepareActs(const float *x, int64_t T, int64_t K, const float *norm,
       }
     }
   });
+  if (a.xqp != nullptr) {
+    // Each 16-row tile of codes as contiguous 16 x 32 blocks.
+    const int64_t nb = a.qstride / kActBlock, tiles = a.rows / kPanelRows;
+    int8_t *xqp = buf.xqp.data();
+    float *xdp = buf.xdp.data();
+    tbb::parallel_for(Range(0, tiles), [&](const Range &r) {
+      for (int64_t tile = r.begin(); tile < r.end(); ++tile)
+        for (int64_t b = 0; b < nb; ++b)
+          for (int64_t i = 0; i < kPanelRows; ++i) {
+            const int64_t t = tile * kPanelRows + i;
+            const int64_t at = (tile * nb + b) * kPanelRows + i;
+            std::memcpy(xqp + at * kActBlock,
+                        xq + t * a.qstride + b * kActBlock, kActBlock);
+            xdp[at] = xd[t * nb + b];
+          }
+    });
+  }
   return a;
 }
 

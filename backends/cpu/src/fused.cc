@@ -39,10 +39,12 @@ constexpr int64_t kTokenTile = 256;
 struct MatrixKernel {
   TileFn tile;
   PanelFn panel = nullptr;
+  int input = kPanelNone; // what the panel reads (PrepareActs' panel bits)
   int64_t unit = kRowTile;
   MatrixKernel(const WeightMatrix &w, int64_t T) : tile(TileFor(w.dtype)) {
     if (const PanelFn p = PanelFor(w); UsePanels(p, T)) {
       panel = p;
+      input = PanelInputOf(w.dtype);
       unit = kPanelRows;
     }
   }
@@ -56,11 +58,12 @@ int64_t Grain(int64_t K, int64_t unit) {
 
 // Calls body(t0, tt, acts) for tiles [t0, t0 + tt) of the T rows of x [T, K],
 // prepared (PrepareActs) with the norm folded in when norm is set, with Q8
-// codes when codes is set, padded for the panel kernels when panel is set.
+// codes when codes is set, and with what the panel kernels read (`panel`,
+// PanelInput bits).
 // The acts live in this thread's buffer until body returns.
 template <class Body>
 void ForTokenTiles(const float *x, int64_t T, int64_t K, const float *norm,
-                   float offset, float eps, bool codes, bool panel,
+                   float offset, float eps, bool codes, int panel,
                    Body &&body) {
   ActsBuffer &buf = ThreadActsBuffer();
   for (int64_t t0 = 0; t0 < T; t0 += kTokenTile) {
@@ -129,8 +132,8 @@ void AddRmsNorm(const float *x, const float *y, int64_t T, int64_t N,
 void Linear(const float *x, int64_t T, int64_t K, const WeightMatrix &w,
             int64_t N, float *y) {
   const MatrixKernel k(w, T);
-  ForTokenTiles(x, T, K, nullptr, 0.0f, 0.0f, NeedsCodes(w.dtype),
-                k.panel != nullptr, [&](int64_t t0, int64_t, const Acts &a) {
+  ForTokenTiles(x, T, K, nullptr, 0.0f, 0.0f, NeedsCodes(w.dtype), k.input,
+                [&](int64_t t0, int64_t, const Acts &a) {
                   tbb::parallel_for(Range(0, k.Units(N), Grain(K, k.unit)),
                                     [&](const Range &r) {
                                       MatrixUnits(k, w, N, a, r.begin(),
@@ -145,7 +148,7 @@ void QkvProj(const QkvArgs &a) {
   const MatrixKernel kq(a.wq, a.T), kk(a.wk, a.T), kv(a.wv, a.T);
   const bool codes = NeedsCodes(a.wq.dtype) || NeedsCodes(a.wk.dtype) ||
                      NeedsCodes(a.wv.dtype);
-  const bool panel = kq.panel || kk.panel || kv.panel;
+  const int panel = kq.input | kk.input | kv.input;
   // Units of each matrix; a unit never straddles two matrices, so a packed
   // one is always read in whole 8-row groups.
   const int64_t Tq = kq.Units(Nq), Tk = kk.Units(Nk), Tv = kv.Units(Nv);
@@ -209,7 +212,7 @@ void GatedMlp(const float *x, int64_t T, int64_t K, const float *norm,
   }
   const bool codes = NeedsCodes(w_gate.dtype) || NeedsCodes(w_up.dtype);
   ForTokenTiles(
-      x, T, K, norm, offset, eps, codes, kg.panel != nullptr,
+      x, T, K, norm, offset, eps, codes, kg.input | ku.input,
       [&](int64_t t0, int64_t tt, const Acts &a) {
         // Two matrices per unit: half linear's grain.
         const int64_t grain = std::max<int64_t>(1, Grain(K, kg.unit) / 2);
@@ -256,8 +259,8 @@ void FinalHead(const float *x, int64_t T, int64_t H, const float *norm,
     T = 1;
   }
   const MatrixKernel k(table, T);
-  ForTokenTiles(x, T, H, norm, offset, eps, NeedsCodes(table.dtype),
-                k.panel != nullptr, [&](int64_t t0, int64_t tt, const Acts &a) {
+  ForTokenTiles(x, T, H, norm, offset, eps, NeedsCodes(table.dtype), k.input,
+                [&](int64_t t0, int64_t tt, const Acts &a) {
                   tbb::parallel_for(
                       Range(0, k.Units(R), Grain(H, k.unit)),
                       [&](const Range &r) {

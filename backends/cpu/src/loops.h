@@ -3,7 +3,8 @@
 // (loops.inc) compiled for the baseline, AVX2 and AVX-512, where its
 // `omp simd` loops become 4-, 8- or 16-lane code. Now: the attention loop
 // over cached rows (kernels.cc's Attention after the new rows are stored),
-// gated_mlp's GELU epilogue and the Q8 codes of PrepareActs.
+// gated_mlp's GELU epilogue, the Q8 codes of PrepareActs and the bf16
+// split of the panel kernels' rows.
 #ifndef GEMMAC_BACKENDS_CPU_LOOPS_H_
 #define GEMMAC_BACKENDS_CPU_LOOPS_H_
 
@@ -59,11 +60,18 @@ using GeluMulFn = void (*)(const float *g, const float *u, int64_t n, float *o);
 using QuantizeRowFn = void (*)(const float *x, int64_t K, int64_t qstride,
                                int8_t *q, float *d, int32_t *s);
 
+// x[0, n) split into bf16 parts hi = bf16(x), lo = bf16(x - hi), both
+// rounded to nearest even (F32ToBf16): the bf16 panel kernel's rows
+// (tiles.h).
+using SplitBf16Fn = void (*)(const float *x, int64_t n, uint16_t *hi,
+                             uint16_t *lo);
+
 struct LevelLoops {
   AttendFn f32 = nullptr; // f32 cache
   AttendFn i8 = nullptr;  // int8 cache with per-row scales
   GeluMulFn gelu_mul = nullptr;
   QuantizeRowFn quantize_row = nullptr;
+  SplitBf16Fn split_bf16 = nullptr;
 };
 
 const LevelLoops &ScalarLoops();

@@ -32,7 +32,7 @@ namespace gemmac::cpu {
 
 const LevelLoops &Avx512Loops() {
   static const LevelLoops k{&AttendUnits<F32Rows>, &AttendUnits<I8Rows>,
-                            &GeluMul, &QuantizeRow};
+                            &GeluMul, &QuantizeRow, &SplitBf16};
   return k;
 }
 

@@ -14,7 +14,7 @@ namespace gemmac::cpu {
 
 const LevelLoops &ScalarLoops() {
   static const LevelLoops k{&AttendUnits<F32Rows>, &AttendUnits<I8Rows>,
-                            &GeluMul, &QuantizeRow};
+                            &GeluMul, &QuantizeRow, &SplitBf16};
   return k;
 }
 

@@ -29,6 +29,16 @@ inline uint32_t F32ToBits(float f) {
 // bf16 is the top half of an f32, so widening is exact.
 inline float Bf16ToF32(uint16_t h) { return BitsToF32(uint32_t(h) << 16); }
 
+// f32 -> bf16 rounded to nearest even; a NaN stays a (quiet) NaN.
+// Branch-free, so the loops that call it vectorize.
+inline uint16_t F32ToBf16(float f) {
+  const uint32_t b = F32ToBits(f);
+  const uint32_t rounded = (b + 0x7FFFu + ((b >> 16) & 1u)) >> 16;
+  const uint32_t nan = (b >> 16) | 0x40u;
+  const uint32_t is_nan = 0u - uint32_t((b & 0x7FFFFFFFu) > 0x7F800000u);
+  return uint16_t((nan & is_nan) | (rounded & ~is_nan));
+}
+
 // IEEE half -> f32, exact for every input (normals, subnormals, inf, NaN).
 // Branch-free (after M. Dukhan's FP16 library) so it vectorizes: normals are
 // rebased by shifting the exponent into place and scaling by 2^-112, which

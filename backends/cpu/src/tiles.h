@@ -28,9 +28,15 @@
 // scalar level is the reference for the others.
 //
 // The amx level adds panel kernels (PanelFn) for prefill: 16 weight rows
-// against all prepared rows at once on AMX tiles, the same integer block
-// sums again (tdpbssd over one 32-column block at a time), scaled as above.
-// Matrix kernels use them when PanelFor() has one and the rows are many
+// against all prepared rows at once on AMX tiles. Quantized weights: the
+// same integer block sums again (tdpbssd over one 32-column block at a
+// time), scaled as above. BF16 weights: each f32 row x is split into two
+// bf16 rows, hi = bf16(x) and lo = bf16(x - hi) (to nearest even), and
+// tdpbf16ps multiplies both by the weights: products exact, sums in f32.
+// hi + lo is x to within 2^-17 |x|, so this is the one place where a level
+// differs from the scalar level by more than f32 reassociation: by at most
+// 2^-17 * sum_k |w[n,k] x[t,k]| more.
+// Matrix kernels use panels when PanelFor() has one and the rows are many
 // enough (UsePanels); the TileFns do the rest.
 #ifndef GEMMAC_BACKENDS_CPU_TILES_H_
 #define GEMMAC_BACKENDS_CPU_TILES_H_
@@ -70,6 +76,12 @@ struct Acts {
   // block scales the same way, [rows / 16][qstride / 32][16].
   const int8_t *xqp = nullptr;
   const float *xdp = nullptr;
+  // Prepared for the bf16 panel kernel: xf split into bf16 hi and lo parts
+  // (above), laid out per (32-column block, 16 rows) as the 16 x 32 hi tile
+  // then the lo tile, contiguous: [K / 32][rows / 16][2][16][32] (K a
+  // multiple of 32), so that a block's tiles for consecutive rows follow
+  // each other.
+  const uint16_t *xbp = nullptr;
 };
 
 // out[r * kTokenGroup + i] = the product above of weight row n0 + r and
@@ -111,14 +123,20 @@ constexpr int64_t kPanelRows = 16;
 using PanelFn = void (*)(const WeightMatrix &w, int64_t n0, int64_t nr,
                          const Acts &a, float *y, int64_t ldy);
 
-// The amx level's panel kernels (tiles_amx.cc): Q8C, Q4G32 and Q4G32R8
-// with cols a multiple of 32; null entries elsewhere. Only call them when
-// CanRun(Isa::kAmx).
+// The amx level's panel kernels (tiles_amx.cc): Q8C, Q4G32, Q4G32R8 and
+// BF16 with cols a multiple of 32; null entries elsewhere. Only call them
+// when CanRun(Isa::kAmx).
 struct PanelKernels {
   PanelFn q8c = nullptr;
   PanelFn q4g32 = nullptr;
   PanelFn q4g32r8 = nullptr;
+  PanelFn bf16 = nullptr;
 };
+
+// What a panel kernel reads of the prepared rows (PrepareActs' `panel`):
+// the Q8 codes (quantized weights) or the bf16 rows (BF16 weights).
+enum PanelInput : int { kPanelNone = 0, kPanelCodes = 1, kPanelBf16 = 2 };
+int PanelInputOf(int32_t dtype);
 const PanelKernels &AmxPanels();
 
 // The PanelFn of a weight matrix at `isa` (or ActiveIsa()), or null when
@@ -152,18 +170,20 @@ struct ActsBuffer {
   std::vector<float> xd;
   std::vector<float> xdp;
   std::vector<int32_t> xs;
+  std::vector<uint16_t> xbp;
 };
 ActsBuffer &ThreadActsBuffer();
 
 // Prepares rows [0, T) of x [T, K]. With norm set, the f32 rows are
 // rms_norm(x) * (offset + norm) (the rms_norm op's arithmetic); without it
-// xf is x itself (no copy). With codes set, also their Q8 codes; with
-// panel set too, the codes' rows are padded to a multiple of kPanelRows for
-// the panel kernels. Runs in parallel over tokens; buf must outlive the
-// returned Acts.
+// xf is x itself (no copy). With codes set, also their Q8 codes. `panel`
+// (PanelInput bits) adds what the panel kernels read, with the rows padded
+// to a multiple of kPanelRows: kPanelCodes (with codes set) the codes' tile
+// layout, kPanelBf16 the bf16 rows (K a multiple of 32). Runs in parallel
+// over tokens; buf must outlive the returned Acts.
 Acts PrepareActs(const float *x, int64_t T, int64_t K, const float *norm,
                  float offset, float eps, bool codes, ActsBuffer &buf,
-                 bool panel = false);
+                 int panel = kPanelNone);
 
 // Tiles of kRowTile rows covering n rows.
 inline int64_t RowTiles(int64_t n) { return (n + kRowTile - 1) / kRowTile; }

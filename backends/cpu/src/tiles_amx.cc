@@ -78,6 +78,8 @@ struct TileBlock {
                    : "=m"(*reinterpret_cast<TileBlock *>(p))                   \
                    : "r"(p), "r"(int64_t(kPanelRows * 4)))
 #define GEMMAC_TILE_ZERO(t) __asm__ volatile("tilezero %%tmm" #t ::)
+#define GEMMAC_TILE_DPBF16PS(c, a, b)                                          \
+  __asm__ volatile("tdpbf16ps %%tmm" #b ", %%tmm" #a ", %%tmm" #c ::)
 #define GEMMAC_TILE_DPBSSD(c, a, b)                                            \
   __asm__ volatile("tdpbssd %%tmm" #b ", %%tmm" #a ", %%tmm" #c ::)
 #define GEMMAC_COMPILER_BARRIER() __asm__ volatile("" ::: "memory")
@@ -112,6 +114,18 @@ TileConfig MakeConfig() {
   return c;
 }
 const TileConfig kTileConfig = MakeConfig();
+
+// The bf16 kernel's tiles: C0..C3 16 x 16 f32, A0/A1 16 tokens x 32 bf16,
+// B0/B1 16 x 16 bf16 pairs (32 columns of 16 weight rows); all 16 x 64 B.
+TileConfig MakeBf16Config() {
+  TileConfig c;
+  for (int t = 0; t < 8; ++t) {
+    c.rows[t] = kPanelRows;
+    c.colsb[t] = 64;
+  }
+  return c;
+}
+const TileConfig kBf16TileConfig = MakeBf16Config();
 
 // One thread's scratch: the packed panel, its block scales and the
 // accumulators of every token tile. Grows to the largest request.
@@ -154,7 +168,8 @@ PanelScratch &ThreadScratch() {
   return s;
 }
 
-alignas(64) const int8_t kZeroBlock[kActBlock] = {};
+// 32 zero codes, or 32 zero bf16 (rows past nr).
+alignas(64) const int8_t kZeroBlock[2 * kActBlock] = {};
 
 // permutex2var indices of Transpose's three steps (see there).
 struct TransposeIndex {
@@ -464,11 +479,117 @@ GEMMAC_AMX void PanelKernel(const WeightMatrix &w, int64_t n0, int64_t nr,
   __asm__ volatile("tilerelease" ::);
 }
 
+// BF16 weights against the bf16 hi and lo rows (Acts::xbp). Per panel,
+// each 32-column block of the 16 weight rows is packed in tdpbf16ps's B
+// order (B row i = the bf16 pairs of columns 2i, 2i + 1 of every weight
+// row: two of the 16 x 8 dword transposes). Then four 16-token tiles at a
+// time accumulate their whole rows, hi and lo, in C0..C3 (f32, no
+// per-block scaling), sharing each loaded B tile; the rest one at a time.
+GEMMAC_AMX void Bf16PanelKernel(const WeightMatrix &w, int64_t n0, int64_t nr,
+                                const Acts &a, float *y, int64_t ldy) {
+  const uint16_t *wb = static_cast<const uint16_t *>(w.data);
+  const int64_t K = a.K, blocks = K / kActBlock;
+  const int64_t tiles = a.rows / kPanelRows;
+  constexpr int64_t kPackBytes = 2 * kBlockBytes; // 16 x 64 B per block
+  constexpr int64_t kPart = 2 * kBlockBytes;      // a 16 x 32 bf16 tile
+  PanelScratch &s = ThreadScratch();
+  s.Reserve(2 * blocks, a.rows);
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int8_t *rows[kPanelRows];
+    for (int64_t r = 0; r < kPanelRows; ++r)
+      rows[r] = r < nr ? reinterpret_cast<const int8_t *>(wb + (n0 + r) * K +
+                                                          b * kActBlock)
+                       : kZeroBlock;
+    int8_t *dst = s.pack + b * kPackBytes;
+    Transpose(rows, dst);
+    for (int64_t r = 0; r < kPanelRows; ++r)
+      rows[r] += 32; // the block's second 16 columns: B rows 8..15
+    Transpose(rows, dst + kBlockBytes);
+  }
+  const __mmask16 mask = __mmask16((1u << nr) - 1);
+  const int8_t *xb = reinterpret_cast<const int8_t *>(a.xbp);
+  const int64_t tile_stride = 2 * kPart;            // next 16-token tile
+  const int64_t block_stride = tiles * tile_stride; // next block
+  TileBlock out[4];
+
+  GEMMAC_COMPILER_BARRIER(); // the packed panel is in memory
+  __asm__ volatile("ldtilecfg %0" ::"m"(kBf16TileConfig));
+  const int8_t *pack = s.pack;
+  int64_t tt = 0;
+  int n = 0; // tiles in out[]
+  for (; tt < tiles; tt += n) {
+    const int8_t *x0 = xb + tt * tile_stride;
+    if (tt + 4 <= tiles) {
+      n = 4;
+      GEMMAC_TILE_ZERO(0);
+      GEMMAC_TILE_ZERO(1);
+      GEMMAC_TILE_ZERO(2);
+      GEMMAC_TILE_ZERO(3);
+      for (int64_t b = 0; b < blocks; ++b) {
+        const int8_t *xk = x0 + b * block_stride;
+// The four hi parts, then the four lo parts: consecutive products into
+// one C tile would wait for each other.
+#define GEMMAC_BF16_GROUP(B)                                                   \
+  GEMMAC_TILE_LOAD(B, pack + b * kPackBytes, 64);                              \
+  GEMMAC_TILE_LOAD(4, xk, 64);                                                 \
+  GEMMAC_TILE_DPBF16PS(0, 4, B);                                               \
+  GEMMAC_TILE_LOAD(5, xk + tile_stride, 64);                                   \
+  GEMMAC_TILE_DPBF16PS(1, 5, B);                                               \
+  GEMMAC_TILE_LOAD(4, xk + 2 * tile_stride, 64);                               \
+  GEMMAC_TILE_DPBF16PS(2, 4, B);                                               \
+  GEMMAC_TILE_LOAD(5, xk + 3 * tile_stride, 64);                               \
+  GEMMAC_TILE_DPBF16PS(3, 5, B);                                               \
+  GEMMAC_TILE_LOAD(4, xk + kPart, 64);                                         \
+  GEMMAC_TILE_DPBF16PS(0, 4, B);                                               \
+  GEMMAC_TILE_LOAD(5, xk + tile_stride + kPart, 64);                           \
+  GEMMAC_TILE_DPBF16PS(1, 5, B);                                               \
+  GEMMAC_TILE_LOAD(4, xk + 2 * tile_stride + kPart, 64);                       \
+  GEMMAC_TILE_DPBF16PS(2, 4, B);                                               \
+  GEMMAC_TILE_LOAD(5, xk + 3 * tile_stride + kPart, 64);                       \
+  GEMMAC_TILE_DPBF16PS(3, 5, B)
+        // Alternate the B tile, so that loading the next block's does not
+        // wait for this block's last product.
+        if (b % 2 == 0) {
+          GEMMAC_BF16_GROUP(6);
+        } else {
+          GEMMAC_BF16_GROUP(7);
+        }
+#undef GEMMAC_BF16_GROUP
+      }
+      GEMMAC_TILE_STORE(0, out[0].v);
+      GEMMAC_TILE_STORE(1, out[1].v);
+      GEMMAC_TILE_STORE(2, out[2].v);
+      GEMMAC_TILE_STORE(3, out[3].v);
+    } else {
+      n = 1;
+      GEMMAC_TILE_ZERO(0);
+      for (int64_t b = 0; b < blocks; ++b) {
+        const int8_t *xk = x0 + b * block_stride;
+        GEMMAC_TILE_LOAD(6, pack + b * kPackBytes, 64);
+        GEMMAC_TILE_LOAD(4, xk, 64);
+        GEMMAC_TILE_DPBF16PS(0, 4, 6);
+        GEMMAC_TILE_LOAD(5, xk + kPart, 64);
+        GEMMAC_TILE_DPBF16PS(0, 5, 6);
+      }
+      GEMMAC_TILE_STORE(0, out[0].v);
+    }
+    for (int j = 0; j < n; ++j) {
+      const int64_t t0 = (tt + j) * kPanelRows;
+      const int64_t nt = std::min(kPanelRows, a.T - t0);
+      for (int64_t t = 0; t < nt; ++t)
+        _mm512_mask_storeu_ps(
+            y + (t0 + t) * ldy, mask,
+            _mm512_castsi512_ps(_mm512_load_si512(out[j].v + t * kPanelRows)));
+    }
+  }
+  __asm__ volatile("tilerelease" ::);
+}
+
 } // namespace
 
 const PanelKernels &AmxPanels() {
   static const PanelKernels k{&PanelKernel<Q8CPanel>, &PanelKernel<Q4G32Panel>,
-                              &PanelKernel<Q4G32R8Panel>};
+                              &PanelKernel<Q4G32R8Panel>, &Bf16PanelKernel};
   return k;
 }
 

@@ -320,12 +320,20 @@ PanelFn PanelFor(const WeightMatrix &w, Isa isa) {
     return k.q4g32;
   case GEMMAC_DTYPE_Q4G32R8:
     return k.q4g32r8;
+  case GEMMAC_DTYPE_BF16:
+    return k.bf16;
   default:
     return nullptr;
   }
 }
 
 PanelFn PanelFor(const WeightMatrix &w) { return PanelFor(w, ActiveIsa()); }
+
+int PanelInputOf(int32_t dtype) {
+  if (dtype == GEMMAC_DTYPE_BF16)
+    return kPanelBf16;
+  return IsQuantDType(dtype) ? kPanelCodes : kPanelNone;
+}
 
 ActsBuffer &ThreadActsBuffer() {
   thread_local ActsBuffer buf;
@@ -334,7 +342,7 @@ ActsBuffer &ThreadActsBuffer() {
 
 Acts PrepareActs(const float *x, int64_t T, int64_t K, const float *norm,
                  float offset, float eps, bool codes, ActsBuffer &buf,
-                 bool panel) {
+                 int panel) {
   Acts a;
   a.T = T;
   a.K = K;
@@ -346,7 +354,9 @@ Acts PrepareActs(const float *x, int64_t T, int64_t K, const float *norm,
   }
   if (codes) {
     a.qstride = (K + 63) / 64 * 64;
-    a.rows = panel ? (T + kPanelRows - 1) / kPanelRows * kPanelRows : T;
+    a.rows = (panel & kPanelCodes)
+                 ? (T + kPanelRows - 1) / kPanelRows * kPanelRows
+                 : T;
     const int64_t nb = a.qstride / kActBlock, R = a.rows;
     if (int64_t(buf.xq.size()) < R * a.qstride)
       buf.xq.resize(R * a.qstride);
@@ -362,7 +372,7 @@ Acts PrepareActs(const float *x, int64_t T, int64_t K, const float *norm,
     std::fill(buf.xd.data() + T * nb, buf.xd.data() + R * nb, 0.0f);
     std::fill(buf.xs.data() + T * nb, buf.xs.data() + R * nb, 0);
   }
-  if (codes && panel) {
+  if (codes && (panel & kPanelCodes)) {
     if (int64_t(buf.xqp.size()) < a.rows * a.qstride) {
       buf.xqp.resize(a.rows * a.qstride);
       buf.xdp.resize(a.rows * a.qstride / kActBlock);
@@ -370,7 +380,13 @@ Acts PrepareActs(const float *x, int64_t T, int64_t K, const float *norm,
     a.xqp = buf.xqp.data();
     a.xdp = buf.xdp.data();
   }
-  if (norm == nullptr && !codes)
+  if (panel & kPanelBf16) {
+    a.rows = (T + kPanelRows - 1) / kPanelRows * kPanelRows;
+    if (int64_t(buf.xbp.size()) < 2 * a.rows * K)
+      buf.xbp.resize(2 * a.rows * K);
+    a.xbp = buf.xbp.data();
+  }
+  if (norm == nullptr && !codes && a.xbp == nullptr)
     return a; // the rows themselves: nothing to prepare
   float *xf = buf.xf.data();
   int8_t *xq = buf.xq.data();
@@ -411,6 +427,32 @@ Acts PrepareActs(const float *x, int64_t T, int64_t K, const float *norm,
                         xq + t * a.qstride + b * kActBlock, kActBlock);
             xdp[at] = xd[t * nb + b];
           }
+    });
+  }
+  if (a.xbp != nullptr) {
+    // Each 16-row tile's bf16 hi and lo rows as contiguous 16 x 32 blocks;
+    // the padding rows are zero.
+    const int64_t nb = K / kActBlock, tiles = a.rows / kPanelRows;
+    uint16_t *xbp = buf.xbp.data();
+    const float *rows = a.xf;
+    const SplitBf16Fn split = ActiveLoops().split_bf16;
+    tbb::parallel_for(Range(0, tiles), [&](const Range &r) {
+      for (int64_t tile = r.begin(); tile < r.end(); ++tile)
+        for (int64_t i = 0; i < kPanelRows; ++i) {
+          const int64_t t = tile * kPanelRows + i;
+          for (int64_t b = 0; b < nb; ++b) {
+            uint16_t *hi =
+                xbp + ((b * tiles + tile) * 2 * kPanelRows + i) * kActBlock;
+            uint16_t *lo = hi + kPanelRows * kActBlock;
+            const float *src = rows + t * K + b * kActBlock;
+            if (t >= T) {
+              std::fill(hi, hi + kActBlock, uint16_t(0));
+              std::fill(lo, lo + kActBlock, uint16_t(0));
+              continue;
+            }
+            split(src, kActBlock, hi, lo);
+          }
+        }
     });
   }
   return a;

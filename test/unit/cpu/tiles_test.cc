@@ -8,6 +8,7 @@
 // dispatch itself.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 
 #include "cpu_test_support.h"
@@ -128,19 +129,23 @@ cpu::WeightMatrix View(const Weights &w, int64_t rows, int64_t K) {
 
 // The amx level's panel kernels: every output against RefDot and the
 // scalar TileFn, for full and partial panels (nr < 16, and a matrix whose
-// last panel is short), token counts that do and do not fill 16-row tiles,
-// and K from one block to several L1 chunks. A panel writes its nr columns
-// of y and nothing else.
+// last panel is short), token counts that do and do not fill 16-row tiles
+// (and the bf16 kernel's groups of four), and K from one block to several
+// L1 chunks. A panel writes its nr columns of y and nothing else. The
+// quantized panels compute the scalar level's integer block sums (f32
+// order only); the bf16 panel meets rows split into bf16 hi + lo parts,
+// within 2^-17 of each element (tiles.h), so it gets that much more.
 TEST(AmxPanels, AgainstTheReferenceAndTheScalarLevel) {
   if (!cpu::CanRun(Isa::kAmx))
     GTEST_SKIP() << "this CPU cannot run amx (" << cpu::Describe() << ")";
   std::mt19937 rng(73);
   const Case cases[] = {
-      {GEMMAC_DTYPE_Q8C, 32},      {GEMMAC_DTYPE_Q8C, 1152},
-      {GEMMAC_DTYPE_Q8C, 2080},    {GEMMAC_DTYPE_Q4G32, 32},
-      {GEMMAC_DTYPE_Q4G32, 1152},  {GEMMAC_DTYPE_Q4G32R8, 32},
-      {GEMMAC_DTYPE_Q4G32R8, 96},  {GEMMAC_DTYPE_Q4G32R8, 1152},
-      {GEMMAC_DTYPE_Q4G32R8, 6912}};
+      {GEMMAC_DTYPE_Q8C, 32},       {GEMMAC_DTYPE_Q8C, 1152},
+      {GEMMAC_DTYPE_Q8C, 2080},     {GEMMAC_DTYPE_Q4G32, 32},
+      {GEMMAC_DTYPE_Q4G32, 1152},   {GEMMAC_DTYPE_Q4G32R8, 32},
+      {GEMMAC_DTYPE_Q4G32R8, 96},   {GEMMAC_DTYPE_Q4G32R8, 1152},
+      {GEMMAC_DTYPE_Q4G32R8, 6912}, {GEMMAC_DTYPE_BF16, 32},
+      {GEMMAC_DTYPE_BF16, 1152}};
   for (const Case &c : cases) {
     // Packed rows come in groups of 8; the others end mid-panel.
     const int64_t rows = c.dtype == GEMMAC_DTYPE_Q4G32R8 ? 40 : 37;
@@ -149,11 +154,14 @@ TEST(AmxPanels, AgainstTheReferenceAndTheScalarLevel) {
     const cpu::PanelFn panel = cpu::PanelFor(wm, Isa::kAmx);
     ASSERT_NE(panel, nullptr) << Name(Isa::kAmx, c);
     const TileFn ref = cpu::TileFor(c.dtype, Isa::kScalar);
-    for (const int64_t T : {1, 5, 16, 33}) {
+    const double split =
+        c.dtype == GEMMAC_DTYPE_BF16 ? std::ldexp(1.0, -17) : 0.0;
+    for (const int64_t T : {1, 5, 16, 33, 80}) {
       const std::vector<float> x = Activations(T, c.K, rng);
       ActsBuffer buf;
       const Acts a = cpu::PrepareActs(x.data(), T, c.K, nullptr, 0.0f, 0.0f,
-                                      true, buf, /*panel=*/true);
+                                      cpu::NeedsCodes(c.dtype), buf,
+                                      cpu::PanelInputOf(c.dtype));
       ASSERT_EQ(a.rows % cpu::kPanelRows, 0);
       for (int64_t n0 = 0; n0 < rows; n0 += cpu::kPanelRows) {
         const int64_t full = std::min(cpu::kPanelRows, rows - n0);
@@ -176,14 +184,14 @@ TEST(AmxPanels, AgainstTheReferenceAndTheScalarLevel) {
                 continue;
               }
               const Dot d = RefDot(xt, w, n);
-              ASSERT_NEAR(v, d.value, kRel * d.mag + d.slack + 1e-9)
+              ASSERT_NEAR(v, d.value, (kRel + split) * d.mag + d.slack + 1e-9)
                   << "row " << n << " token " << t;
               // The scalar level's value of the same output.
               const int64_t tile0 = n / cpu::kRowTile * cpu::kRowTile;
               float want[cpu::kRowTile * cpu::kTokenGroup];
               ref(wm, tile0, cpu::kRowTile, a, t, 1, want);
               ASSERT_NEAR(v, want[(n - tile0) * cpu::kTokenGroup],
-                          kSame * d.mag + 1e-9)
+                          (kSame + split) * d.mag + 1e-9)
                   << "vs scalar, row " << n << " token " << t;
             }
           }
@@ -193,8 +201,8 @@ TEST(AmxPanels, AgainstTheReferenceAndTheScalarLevel) {
   }
 }
 
-// Where the panel kernels apply: the amx level, the int8-code formats, whole
-// 32-column blocks, and never in the f32-activation mode.
+// Where the panel kernels apply: the amx level, the int8-code formats and
+// bf16, whole 32-column blocks, and never in the f32-activation mode.
 TEST(AmxPanels, OnlyWhereTheyApply) {
   cpu::WeightMatrix wm;
   wm.rows = 16;
@@ -206,7 +214,8 @@ TEST(AmxPanels, OnlyWhereTheyApply) {
       wm.dtype = dtype;
       const bool want =
           isa == Isa::kAmx && !cpu::F32ActsMode() &&
-          (dtype == GEMMAC_DTYPE_Q8C || dtype == GEMMAC_DTYPE_Q4G32R8);
+          (dtype == GEMMAC_DTYPE_Q8C || dtype == GEMMAC_DTYPE_Q4G32R8 ||
+           dtype == GEMMAC_DTYPE_BF16);
       EXPECT_EQ(cpu::PanelFor(wm, isa) != nullptr, want)
           << cpu::IsaName(isa) << " " << DTypeName(dtype);
     }
@@ -214,6 +223,40 @@ TEST(AmxPanels, OnlyWhereTheyApply) {
   wm.cols = 40; // not whole blocks: the tiles serve it
   EXPECT_EQ(cpu::PanelFor(wm, Isa::kAmx), nullptr);
   EXPECT_FALSE(cpu::UsePanels(cpu::AmxPanels().q8c, cpu::kPanelMinTokens - 1));
+}
+
+// F32ToBf16 (numeric.h), which the bf16 panel's rows go through: round to
+// nearest even against an independent choice between the two bf16
+// neighbours in double, over random bit patterns (every exponent), exact
+// ties, and NaN stays NaN.
+TEST(Bf16Rounding, NearestEvenAndNaN) {
+  std::mt19937 rng(74);
+  for (int i = 0; i < 200000; ++i) {
+    const uint32_t bits = uint32_t(rng());
+    float f;
+    std::memcpy(&f, &bits, 4);
+    if (!std::isfinite(f))
+      continue;
+    const uint32_t down = bits & 0xFFFF0000u, up = down + 0x10000u;
+    float fd, fu;
+    std::memcpy(&fd, &down, 4);
+    std::memcpy(&fu, &up, 4);
+    // Past the largest bf16 the upper neighbour is infinity, at 2^128.
+    const double fu_at =
+        std::isinf(fu) ? std::copysign(std::ldexp(1.0, 128), fu) : fu;
+    const double dd = std::fabs(double(f) - fd);
+    const double du = std::fabs(fu_at - f);
+    const double want =
+        dd < du || (dd == du && ((down >> 16) & 1) == 0) ? fd : fu;
+    ASSERT_EQ(double(cpu::Bf16ToF32(cpu::F32ToBf16(f))), want) << f;
+  }
+  EXPECT_EQ(cpu::F32ToBf16(1.0f + std::ldexp(1.0f, -8)), 0x3F80u); // tie: even
+  EXPECT_EQ(cpu::F32ToBf16(1.0f + 3 * std::ldexp(1.0f, -8)), 0x3F82u);
+  EXPECT_TRUE(std::isnan(cpu::Bf16ToF32(cpu::F32ToBf16(NAN))));
+  const uint32_t low_nan = 0x7F800001u; // payload only in the dropped half
+  float f;
+  std::memcpy(&f, &low_nan, 4);
+  EXPECT_TRUE(std::isnan(cpu::Bf16ToF32(cpu::F32ToBf16(f))));
 }
 
 // The Q8 codes of PrepareActs: the documented rule, zero past K.

@@ -66,7 +66,7 @@ namespace {
 // tileloadd reads memory it cannot name (rows `stride` apart), so the
 // panel kernel puts a compiler barrier between writing the packed weights
 // and its first tile load.
-struct TileBlock {
+struct alignas(64) TileBlock {
   int32_t v[kPanelRows * kPanelRows];
 };
 #define GEMMAC_TILE_LOAD(t, p, stride)                                         \

@@ -7,6 +7,8 @@
 //                avx2: vpmaddubsw + vpmaddwd + vpaddd, 32 per triple;
 //                amx: tdpbssd on full tiles (16 x 16 x 64, 16384 per
 //                instruction), four independent accumulator tiles
+//   bf16 tiles   amx: tdpbf16ps the same way (16 x 16 x 32, 8192 per
+//                instruction)
 // Reported as operations per second (a multiply-add counts 2). The amx
 // level's panel kernels issue tdpbssd on 32-column blocks (half the K of a
 // full tile), so half of the amx peak is their ceiling.
@@ -110,7 +112,12 @@ struct alignas(64) AmxConfig {
   uint8_t rows[16] = {};
 };
 
-__attribute__((target("amx-tile,amx-int8"), noinline)) double DotAmx() {
+// tdpbssd (int8) or tdpbf16ps (bf16) on four accumulator tiles from two A
+// and two B tiles of zeros (the unit's rate on zeros is its best: data
+// that toggles the multipliers runs slower, see docs/benchmarks.md).
+template <bool kBf16>
+__attribute__((target("amx-tile,amx-int8,amx-bf16"), noinline)) double
+TileAmx() {
   AmxConfig c;
   for (int t = 0; t < 8; ++t) { // 4 accumulators, 2 A and 2 B, all 16 x 64
     c.rows[t] = 16;
@@ -129,19 +136,27 @@ __attribute__((target("amx-tile,amx-int8"), noinline)) double DotAmx() {
   const int64_t iters = kIters / 16;
   const auto t0 = std::chrono::steady_clock::now();
   for (int64_t it = 0; it < iters; ++it) {
-    _tile_dpbssd(0, 4, 6);
-    _tile_dpbssd(1, 4, 7);
-    _tile_dpbssd(2, 5, 6);
-    _tile_dpbssd(3, 5, 7);
+    if constexpr (kBf16) {
+      _tile_dpbf16ps(0, 4, 6);
+      _tile_dpbf16ps(1, 4, 7);
+      _tile_dpbf16ps(2, 5, 6);
+      _tile_dpbf16ps(3, 5, 7);
+    } else {
+      _tile_dpbssd(0, 4, 6);
+      _tile_dpbssd(1, 4, 7);
+      _tile_dpbssd(2, 5, 6);
+      _tile_dpbssd(3, 5, 7);
+    }
   }
   alignas(64) static int32_t sink[16 * 16];
   _tile_stored(0, sink, 64);
   const auto t1 = std::chrono::steady_clock::now();
   _tile_release();
-  return double(iters) * 4 * 16 * 16 * 64 * 2 / Seconds(t0, t1);
+  const int64_t k = kBf16 ? 32 : 64; // products per tile element
+  return double(iters) * 4 * 16 * 16 * k * 2 / Seconds(t0, t1);
 }
 #else
-double DotAmx() { return 0; }
+template <bool kBf16> double TileAmx() { return 0; }
 #endif
 
 } // namespace
@@ -150,7 +165,8 @@ ComputePeak MeasureComputePeak(cpu::Isa isa) {
   ComputePeak p;
   if (isa == cpu::Isa::kAmx) {
     p.f32_flops = FmaAvx512();
-    p.int8_ops = DotAmx();
+    p.int8_ops = TileAmx<false>();
+    p.bf16_tile_flops = TileAmx<true>();
   } else if (isa == cpu::Isa::kAvx512) {
     p.f32_flops = FmaAvx512();
     p.int8_ops = DotAvx512();

@@ -8,8 +8,9 @@
 namespace gemmac::bench {
 
 struct ComputePeak {
-  double f32_flops = 0; // FLOP/s, one core
-  double int8_ops = 0;  // int8 multiply-adds x 2 per second, one core
+  double f32_flops = 0;       // FLOP/s, one core
+  double int8_ops = 0;        // int8 multiply-adds x 2 per second, one core
+  double bf16_tile_flops = 0; // amx only: tdpbf16ps FLOP/s, one core
 };
 
 // Only for a level cpu::CanRun() allows.

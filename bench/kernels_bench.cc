@@ -46,6 +46,7 @@
 #include "cpu_features.h"
 #include "gemmac/cpu_plugin.h"
 #include "gemmac/plugin.h"
+#include "tiles.h"
 
 namespace {
 
@@ -269,9 +270,13 @@ void RunCase(benchmark::State &state, Case c) {
   if (g_probe_bytes_per_s > 0)
     state.counters["of_probe"] = Counter(bytes / g_probe_bytes_per_s,
                                          Counter::kIsIterationInvariantRate);
-  // Float weights run on f32 FMAs, quantized ones on int8 dot products.
-  const double peak =
-      c.dtype == GEMMAC_DTYPE_BF16 ? g_peak.f32_flops : g_peak.int8_ops;
+  // Float weights run on f32 FMAs (or, in the amx level's prefill panels,
+  // on bf16 tiles), quantized ones on int8 dot products (or int8 tiles).
+  const bool tiles =
+      g_peak.bf16_tile_flops > 0 && c.tokens >= gemmac::cpu::kPanelMinTokens;
+  const double peak = c.dtype != GEMMAC_DTYPE_BF16 ? g_peak.int8_ops
+                      : tiles                      ? g_peak.bf16_tile_flops
+                                                   : g_peak.f32_flops;
   if (peak > 0)
     state.counters["of_peak"] =
         Counter(flops / peak, Counter::kIsIterationInvariantRate);
@@ -415,12 +420,17 @@ int main(int argc, char **argv) {
   g_peak = gemmac::bench::MeasureComputePeak(isa);
   g_peak.f32_flops *= g_threads;
   g_peak.int8_ops *= g_threads;
+  g_peak.bf16_tile_flops *= g_threads;
   if (g_peak.f32_flops > 0) {
-    char b[160];
+    char b[224];
+    char tile[64] = "";
+    if (g_peak.bf16_tile_flops > 0)
+      std::snprintf(tile, sizeof(tile), ", bf16 tiles %.1f GFLOP/s",
+                    g_peak.bf16_tile_flops / 1e9);
     std::snprintf(b, sizeof(b),
-                  "f32 FMA %.1f GFLOP/s, int8 dot %.1f GOP/s (%s, one core's "
-                  "measured peak x %d threads)",
-                  g_peak.f32_flops / 1e9, g_peak.int8_ops / 1e9,
+                  "f32 FMA %.1f GFLOP/s, int8 dot %.1f GOP/s%s (%s, one "
+                  "core's measured peak x %d threads)",
+                  g_peak.f32_flops / 1e9, g_peak.int8_ops / 1e9, tile,
                   gemmac::cpu::IsaName(isa), g_threads);
     benchmark::AddCustomContext("compute_peak", b);
   }

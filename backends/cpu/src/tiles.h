@@ -76,6 +76,7 @@ struct Acts {
   // block scales the same way, [rows / 16][qstride / 32][16].
   const int8_t *xqp = nullptr;
   const float *xdp = nullptr;
+  const float *xep = nullptr; // xd * xs (f32), the same layout as xdp
   // Prepared for the bf16 panel kernel: xf split into bf16 hi and lo parts
   // (above), laid out per (32-column block, 16 rows) as the 16 x 32 hi tile
   // then the lo tile, contiguous: [K / 32][rows / 16][2][16][32] (K a
@@ -123,13 +124,14 @@ constexpr int64_t kPanelRows = 16;
 using PanelFn = void (*)(const WeightMatrix &w, int64_t n0, int64_t nr,
                          const Acts &a, float *y, int64_t ldy);
 
-// The amx level's panel kernels (tiles_amx.cc): Q8C, Q4G32, Q4G32R8 and
-// BF16 with cols a multiple of 32; null entries elsewhere. Only call them
-// when CanRun(Isa::kAmx).
+// The amx level's panel kernels (tiles_amx.cc): Q8C, Q4G32, Q4G32R8,
+// Q4G128 and BF16 with cols a multiple of 32; null entries elsewhere. Only call
+// them when CanRun(Isa::kAmx).
 struct PanelKernels {
   PanelFn q8c = nullptr;
   PanelFn q4g32 = nullptr;
   PanelFn q4g32r8 = nullptr;
+  PanelFn q4g128 = nullptr;
   PanelFn bf16 = nullptr;
 };
 
@@ -169,6 +171,7 @@ struct ActsBuffer {
   std::vector<int8_t> xqp;
   std::vector<float> xd;
   std::vector<float> xdp;
+  std::vector<float> xep;
   std::vector<int32_t> xs;
   std::vector<uint16_t> xbp;
 };

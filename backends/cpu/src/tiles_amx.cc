@@ -133,10 +133,11 @@ class PanelScratch {
 public:
   int8_t *pack = nullptr;  // [blocks][8][16 dwords]
   float *scale = nullptr;  // [blocks][16]: dw of each row (Q4 formats)
+  float *mins = nullptr;   // [blocks][16]: m of each row (Q4G128)
   float *acc = nullptr;    // [token tiles][16 tokens][16 rows]
   int8_t *codes = nullptr; // [16][32]: one unpacked 4-bit block
   void Reserve(int64_t blocks, int64_t rows) {
-    const size_t need = size_t(blocks) * (kBlockBytes + kPanelRows * 4) +
+    const size_t need = size_t(blocks) * (kBlockBytes + 2 * kPanelRows * 4) +
                         size_t(rows) * kPanelRows * 4 + kBlockBytes;
     if (need > size_) {
       void *p = std::aligned_alloc(64, (need + 63) / 64 * 64);
@@ -149,6 +150,8 @@ public:
     pack = reinterpret_cast<int8_t *>(m);
     m += blocks * kBlockBytes;
     scale = reinterpret_cast<float *>(m);
+    m += blocks * kPanelRows * 4;
+    mins = reinterpret_cast<float *>(m);
     m += blocks * kPanelRows * 4;
     acc = reinterpret_cast<float *>(m);
     m += rows * kPanelRows * 4;
@@ -254,11 +257,13 @@ GEMMAC_AMX_INLINE void UnpackQ4Rows4(const uint8_t *qs, int8_t *dst) {
 }
 
 // The weight formats, one 32-column block of the panel's rows at a time:
-// Block(b, rows, codes, scale) points rows[r] at the 32 int8 codes of row
-// n0 + r (a zero block for r >= nr) and, for kBlockScale, writes the rows'
-// block scales to scale[0, 16).
+// Block(b, rows, codes, scale, mins) points rows[r] at the 32 int8 codes of
+// row n0 + r (a zero block for r >= nr) and, for kBlockScale, writes the
+// rows' block scales to scale[0, 16) (and for kHasMin their offsets m to
+// mins[0, 16)).
 struct Q8CPanel {
   static constexpr bool kBlockScale = false;
+  static constexpr bool kHasMin = false;
   const int8_t *q;
   const uint8_t *scales;
   int64_t cols, n0, nr;
@@ -267,7 +272,7 @@ struct Q8CPanel {
         scales(static_cast<const uint8_t *>(w.data) + w.rows * w.cols),
         cols(w.cols), n0(n0_), nr(nr_) {}
   GEMMAC_AMX_INLINE void Block(int64_t b, const int8_t **rows, int8_t *,
-                               float *) const {
+                               float *, float *) const {
     for (int64_t r = 0; r < kPanelRows; ++r)
       rows[r] = r < nr ? q + (n0 + r) * cols + b * kActBlock : kZeroBlock;
   }
@@ -275,13 +280,14 @@ struct Q8CPanel {
 
 struct Q4G32Panel {
   static constexpr bool kBlockScale = true;
+  static constexpr bool kHasMin = false;
   const uint8_t *base;
   int64_t row_bytes, n0, nr;
   Q4G32Panel(const WeightMatrix &w, int64_t n0_, int64_t nr_)
       : base(static_cast<const uint8_t *>(w.data)),
         row_bytes(w.cols / kActBlock * 18), n0(n0_), nr(nr_) {}
   GEMMAC_AMX_INLINE void Block(int64_t b, const int8_t **rows, int8_t *codes,
-                               float *scale) const {
+                               float *scale, float *) const {
     const __m128i low4 = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
     for (int64_t r = 0; r < kPanelRows; ++r) {
       if (r >= nr) {
@@ -306,6 +312,7 @@ struct Q4G32Panel {
 
 struct Q4G32R8Panel {
   static constexpr bool kBlockScale = true;
+  static constexpr bool kHasMin = false;
   const uint8_t *base;
   int64_t group_bytes, n0, nr;
   Q4G32R8Panel(const WeightMatrix &w, int64_t n0_, int64_t nr_)
@@ -313,7 +320,7 @@ struct Q4G32R8Panel {
         group_bytes(w.cols / kActBlock * Q4G32R8Rows::kRunBytes), n0(n0_),
         nr(nr_) {}
   GEMMAC_AMX_INLINE void Block(int64_t b, const int8_t **rows, int8_t *codes,
-                               float *scale) const {
+                               float *scale, float *) const {
     // The panel's two groups of 8 rows; the second exists when nr > 8 (a
     // packed matrix has whole groups, so rows past nr in it are real).
     for (int64_t g = 0; g < 2; ++g) {
@@ -338,33 +345,78 @@ struct Q4G32R8Panel {
   }
 };
 
+// Q4G128: 128-column groups {f16 d, f16 m, 64 nibble bytes}; 32-column
+// block s of a group is bytes (s % 2) * 32 .. + 32, low nibbles for s < 2,
+// high for s >= 2, unsigned codes 0..15 (w = code * d + m).
+struct Q4G128Panel {
+  static constexpr bool kBlockScale = true;
+  static constexpr bool kHasMin = true;
+  const uint8_t *base;
+  int64_t row_bytes, n0, nr;
+  Q4G128Panel(const WeightMatrix &w, int64_t n0_, int64_t nr_)
+      : base(static_cast<const uint8_t *>(w.data)),
+        row_bytes(w.cols / 128 * 68), n0(n0_), nr(nr_) {}
+  GEMMAC_AMX_INLINE void Block(int64_t b, const int8_t **rows, int8_t *codes,
+                               float *scale, float *mins) const {
+    const int64_t g = b / 4, sb = b % 4;
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    for (int64_t r = 0; r < kPanelRows; ++r) {
+      if (r >= nr) {
+        rows[r] = kZeroBlock;
+        scale[r] = 0.0f;
+        mins[r] = 0.0f;
+        continue;
+      }
+      const uint8_t *blk = base + (n0 + r) * row_bytes + g * 68;
+      __m256i q = _mm256_loadu_si256(
+          reinterpret_cast<const __m256i *>(blk + 4 + (sb % 2) * 32));
+      if (sb >= 2)
+        q = _mm256_srli_epi16(q, 4);
+      int8_t *c = codes + r * kActBlock;
+      _mm256_storeu_si256(reinterpret_cast<__m256i *>(c),
+                          _mm256_and_si256(q, low4));
+      rows[r] = c;
+      scale[r] = LoadF16(blk);
+      mins[r] = LoadF16(blk + 2);
+    }
+  }
+};
+
 // Packs blocks [0, blocks) of the panel into s.pack (and s.scale).
 template <class Src>
 GEMMAC_AMX_INLINE void PackPanel(const Src &src, int64_t blocks,
                                  PanelScratch &s) {
   const int8_t *rows[kPanelRows];
   for (int64_t b = 0; b < blocks; ++b) {
-    src.Block(b, rows, s.codes, s.scale + b * kPanelRows);
+    src.Block(b, rows, s.codes, s.scale + b * kPanelRows,
+              s.mins + b * kPanelRows);
     Transpose(rows, s.pack + b * kBlockBytes);
   }
 }
 
-// acc[t] += float(c[t]) * (d[t] (x ws)): one block's sums of a token tile,
-// scaled (d: the tokens' scales of the block, Acts::xdp).
-template <bool kBlockScale>
+// acc[t] += float(c[t]) * (d[t] (x ws)) (+ wm * e[t]): one block's sums
+// of a token tile, scaled (d: the tokens' scales of the block, Acts::xdp;
+// ws, wm: the rows' block scales and offsets; e: the tokens' d * code sum,
+// Acts::xep).
+template <class Src>
 GEMMAC_AMX_INLINE void ScaleInto(const TileBlock &c, const float *d,
-                                 const float *ws, __m512 *acc) {
-  __m512 w;
-  if constexpr (kBlockScale)
+                                 const float *e, const float *ws,
+                                 const float *wm, __m512 *acc) {
+  __m512 w, m;
+  if constexpr (Src::kBlockScale)
     w = _mm512_load_ps(ws);
+  if constexpr (Src::kHasMin)
+    m = _mm512_load_ps(wm);
   GEMMAC_UNROLL
   for (int t = 0; t < kPanelRows; ++t) {
     const __m512 sum =
         _mm512_cvtepi32_ps(_mm512_load_si512(c.v + t * kPanelRows));
     __m512 sc = _mm512_set1_ps(d[t]);
-    if constexpr (kBlockScale)
+    if constexpr (Src::kBlockScale)
       sc = _mm512_mul_ps(w, sc);
     acc[t] = _mm512_fmadd_ps(sum, sc, acc[t]);
+    if constexpr (Src::kHasMin)
+      acc[t] = _mm512_fmadd_ps(m, _mm512_set1_ps(e[t]), acc[t]);
   }
 }
 
@@ -372,17 +424,17 @@ GEMMAC_AMX_INLINE void ScaleInto(const TileBlock &c, const float *d,
 // C0..C3, each group's sums stored and then scaled while the next group's
 // tdpbssd run (scaling a C tile right after storing it would wait for the
 // store); the last blocks of a chunk one at a time.
-template <bool kBlockScale>
+template <class Src>
 GEMMAC_AMX_INLINE void TokenTileBlocks(const int8_t *xq, const float *xd,
-                                       const PanelScratch &s, int64_t b0,
-                                       int64_t b1, __m512 *acc) {
+                                       const float *xe, const PanelScratch &s,
+                                       int64_t b0, int64_t b1, __m512 *acc) {
   TileBlock ring[4];
   const int8_t *pack = s.pack;
-  const float *ws = s.scale;
+  const float *ws = s.scale, *wm = s.mins;
   // (A macro, not a lambda: a lambda would not inherit the target.)
 #define GEMMAC_SCALE(j, blk)                                                   \
-  ScaleInto<kBlockScale>(ring[j], xd + (blk)*kPanelRows,                       \
-                         ws + (blk)*kPanelRows, acc)
+  ScaleInto<Src>(ring[j], xd + (blk)*kPanelRows, xe + (blk)*kPanelRows,        \
+                 ws + (blk)*kPanelRows, wm + (blk)*kPanelRows, acc)
   int64_t b = b0;
   for (; b + 4 <= b1; b += 4) {
     GEMMAC_TILE_LOAD(4, xq + b * kBlockBytes, kActBlock);
@@ -458,9 +510,9 @@ GEMMAC_AMX void PanelKernel(const WeightMatrix &w, int64_t n0, int64_t nr,
       for (int t = 0; t < kPanelRows; ++t)
         acc[t] = b0 == 0 ? _mm512_setzero_ps()
                          : _mm512_load_ps(saved + t * kPanelRows);
-      TokenTileBlocks<Src::kBlockScale>(a.xqp + tt * kPanelRows * a.qstride,
-                                        a.xdp + tt * kPanelRows * qb, s, b0, b1,
-                                        acc);
+      TokenTileBlocks<Src>(a.xqp + tt * kPanelRows * a.qstride,
+                           a.xdp + tt * kPanelRows * qb,
+                           a.xep + tt * kPanelRows * qb, s, b0, b1, acc);
       if (b1 < blocks) {
         GEMMAC_UNROLL
         for (int t = 0; t < kPanelRows; ++t)
@@ -589,7 +641,8 @@ GEMMAC_AMX void Bf16PanelKernel(const WeightMatrix &w, int64_t n0, int64_t nr,
 
 const PanelKernels &AmxPanels() {
   static const PanelKernels k{&PanelKernel<Q8CPanel>, &PanelKernel<Q4G32Panel>,
-                              &PanelKernel<Q4G32R8Panel>, &Bf16PanelKernel};
+                              &PanelKernel<Q4G32R8Panel>,
+                              &PanelKernel<Q4G128Panel>, &Bf16PanelKernel};
   return k;
 }
 

@@ -320,6 +320,8 @@ PanelFn PanelFor(const WeightMatrix &w, Isa isa) {
     return k.q4g32;
   case GEMMAC_DTYPE_Q4G32R8:
     return k.q4g32r8;
+  case GEMMAC_DTYPE_Q4G128:
+    return k.q4g128;
   case GEMMAC_DTYPE_BF16:
     return k.bf16;
   default:
@@ -376,9 +378,11 @@ Acts PrepareActs(const float *x, int64_t T, int64_t K, const float *norm,
     if (int64_t(buf.xqp.size()) < a.rows * a.qstride) {
       buf.xqp.resize(a.rows * a.qstride);
       buf.xdp.resize(a.rows * a.qstride / kActBlock);
+      buf.xep.resize(a.rows * a.qstride / kActBlock);
     }
     a.xqp = buf.xqp.data();
     a.xdp = buf.xdp.data();
+    a.xep = buf.xep.data();
   }
   if (panel & kPanelBf16) {
     a.rows = (T + kPanelRows - 1) / kPanelRows * kPanelRows;
@@ -416,7 +420,7 @@ Acts PrepareActs(const float *x, int64_t T, int64_t K, const float *norm,
     // Each 16-row tile of codes as contiguous 16 x 32 blocks.
     const int64_t nb = a.qstride / kActBlock, tiles = a.rows / kPanelRows;
     int8_t *xqp = buf.xqp.data();
-    float *xdp = buf.xdp.data();
+    float *xdp = buf.xdp.data(), *xep = buf.xep.data();
     tbb::parallel_for(Range(0, tiles), [&](const Range &r) {
       for (int64_t tile = r.begin(); tile < r.end(); ++tile)
         for (int64_t b = 0; b < nb; ++b)
@@ -426,6 +430,7 @@ Acts PrepareActs(const float *x, int64_t T, int64_t K, const float *norm,
             std::memcpy(xqp + at * kActBlock,
                         xq + t * a.qstride + b * kActBlock, kActBlock);
             xdp[at] = xd[t * nb + b];
+            xep[at] = xd[t * nb + b] * float(xs[t * nb + b]);
           }
     });
   }

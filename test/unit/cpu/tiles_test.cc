@@ -144,7 +144,8 @@ TEST(AmxPanels, AgainstTheReferenceAndTheScalarLevel) {
       {GEMMAC_DTYPE_Q8C, 2080},     {GEMMAC_DTYPE_Q4G32, 32},
       {GEMMAC_DTYPE_Q4G32, 1152},   {GEMMAC_DTYPE_Q4G32R8, 32},
       {GEMMAC_DTYPE_Q4G32R8, 96},   {GEMMAC_DTYPE_Q4G32R8, 1152},
-      {GEMMAC_DTYPE_Q4G32R8, 6912}, {GEMMAC_DTYPE_BF16, 32},
+      {GEMMAC_DTYPE_Q4G32R8, 6912}, {GEMMAC_DTYPE_Q4G128, 128},
+      {GEMMAC_DTYPE_Q4G128, 1152},  {GEMMAC_DTYPE_BF16, 32},
       {GEMMAC_DTYPE_BF16, 1152}};
   for (const Case &c : cases) {
     // Packed rows come in groups of 8; the others end mid-panel.
@@ -203,20 +204,20 @@ TEST(AmxPanels, AgainstTheReferenceAndTheScalarLevel) {
 }
 
 // Where the panel kernels apply: the amx level, the int8-code formats and
-// bf16, whole 32-column blocks, and never in the f32-activation mode.
+// bf16 (not f32 or f16), whole 32-column blocks, and never in the
+// f32-activation mode.
 TEST(AmxPanels, OnlyWhereTheyApply) {
   cpu::WeightMatrix wm;
   wm.rows = 16;
-  wm.cols = 64;
+  wm.cols = 128;
   for (const Isa isa : kLevels)
     for (const int32_t dtype :
-         {GEMMAC_DTYPE_F32, GEMMAC_DTYPE_BF16, GEMMAC_DTYPE_Q8C,
-          GEMMAC_DTYPE_Q4G128, GEMMAC_DTYPE_Q4G32R8}) {
+         {GEMMAC_DTYPE_F32, GEMMAC_DTYPE_F16, GEMMAC_DTYPE_BF16,
+          GEMMAC_DTYPE_Q8C, GEMMAC_DTYPE_Q4G32, GEMMAC_DTYPE_Q4G128,
+          GEMMAC_DTYPE_Q4G32R8}) {
       wm.dtype = dtype;
-      const bool want =
-          isa == Isa::kAmx && !cpu::F32ActsMode() &&
-          (dtype == GEMMAC_DTYPE_Q8C || dtype == GEMMAC_DTYPE_Q4G32R8 ||
-           dtype == GEMMAC_DTYPE_BF16);
+      const bool want = isa == Isa::kAmx && !cpu::F32ActsMode() &&
+                        dtype != GEMMAC_DTYPE_F32 && dtype != GEMMAC_DTYPE_F16;
       EXPECT_EQ(cpu::PanelFor(wm, isa) != nullptr, want)
           << cpu::IsaName(isa) << " " << DTypeName(dtype);
     }

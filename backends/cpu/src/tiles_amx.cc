@@ -435,28 +435,22 @@ GEMMAC_AMX_INLINE void TokenTileBlocks(const int8_t *xq, const float *xd,
 #define GEMMAC_SCALE(j, blk)                                                   \
   ScaleInto<Src>(ring[j], xd + (blk)*kPanelRows, xe + (blk)*kPanelRows,        \
                  ws + (blk)*kPanelRows, wm + (blk)*kPanelRows, acc)
+  // Block blk's sums into C tile c, through A tile ta and B tile tb.
+#define GEMMAC_SUMS(c, ta, tb, blk)                                            \
+  GEMMAC_TILE_LOAD(ta, xq + (blk)*kBlockBytes, kActBlock);                     \
+  GEMMAC_TILE_LOAD(tb, pack + (blk)*kBlockBytes, 64);                          \
+  GEMMAC_TILE_ZERO(c);                                                         \
+  GEMMAC_TILE_DPBSSD(c, ta, tb)
   int64_t b = b0;
   for (; b + 4 <= b1; b += 4) {
-    GEMMAC_TILE_LOAD(4, xq + b * kBlockBytes, kActBlock);
-    GEMMAC_TILE_LOAD(6, pack + b * kBlockBytes, 64);
-    GEMMAC_TILE_ZERO(0);
-    GEMMAC_TILE_DPBSSD(0, 4, 6);
-    GEMMAC_TILE_LOAD(5, xq + (b + 1) * kBlockBytes, kActBlock);
-    GEMMAC_TILE_LOAD(7, pack + (b + 1) * kBlockBytes, 64);
-    GEMMAC_TILE_ZERO(1);
-    GEMMAC_TILE_DPBSSD(1, 5, 7);
+    GEMMAC_SUMS(0, 4, 6, b);
+    GEMMAC_SUMS(1, 5, 7, b + 1);
     if (b > b0) {
       GEMMAC_SCALE(0, b - 4);
       GEMMAC_SCALE(1, b - 3);
     }
-    GEMMAC_TILE_LOAD(4, xq + (b + 2) * kBlockBytes, kActBlock);
-    GEMMAC_TILE_LOAD(6, pack + (b + 2) * kBlockBytes, 64);
-    GEMMAC_TILE_ZERO(2);
-    GEMMAC_TILE_DPBSSD(2, 4, 6);
-    GEMMAC_TILE_LOAD(5, xq + (b + 3) * kBlockBytes, kActBlock);
-    GEMMAC_TILE_LOAD(7, pack + (b + 3) * kBlockBytes, 64);
-    GEMMAC_TILE_ZERO(3);
-    GEMMAC_TILE_DPBSSD(3, 5, 7);
+    GEMMAC_SUMS(2, 4, 6, b + 2);
+    GEMMAC_SUMS(3, 5, 7, b + 3);
     if (b > b0) {
       GEMMAC_SCALE(2, b - 2);
       GEMMAC_SCALE(3, b - 1);
@@ -470,13 +464,11 @@ GEMMAC_AMX_INLINE void TokenTileBlocks(const int8_t *xq, const float *xd,
     for (int j = 0; j < 4; ++j)
       GEMMAC_SCALE(j, b - 4 + j);
   for (; b < b1; ++b) {
-    GEMMAC_TILE_LOAD(4, xq + b * kBlockBytes, kActBlock);
-    GEMMAC_TILE_LOAD(6, pack + b * kBlockBytes, 64);
-    GEMMAC_TILE_ZERO(0);
-    GEMMAC_TILE_DPBSSD(0, 4, 6);
+    GEMMAC_SUMS(0, 4, 6, b);
     GEMMAC_TILE_STORE(0, ring[0].v);
     GEMMAC_SCALE(0, b);
   }
+#undef GEMMAC_SUMS
 #undef GEMMAC_SCALE
 }
 

@@ -42,7 +42,9 @@
 #define GEMMAC_BACKENDS_CPU_TILES_H_
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
+#include <new>
 #include <vector>
 
 #include "cpu_features.h"
@@ -163,17 +165,38 @@ bool F32ActsMode();
 // F32ActsMode()).
 bool NeedsCodes(int32_t dtype);
 
+// An allocator of cache-line (64-byte) aligned storage: a row of a tile
+// load or a vector load that straddles two lines costs two.
+template <class T> struct LineAligned {
+  using value_type = T;
+  LineAligned() = default;
+  template <class U> LineAligned(const LineAligned<U> &) {}
+  T *allocate(size_t n) {
+    return static_cast<T *>(
+        ::operator new(n * sizeof(T), std::align_val_t(64)));
+  }
+  void deallocate(T *p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+  template <class U> bool operator==(const LineAligned<U> &) const {
+    return true;
+  }
+  template <class U> bool operator!=(const LineAligned<U> &) const {
+    return false;
+  }
+};
+template <class T> using LineVector = std::vector<T, LineAligned<T>>;
+
 // Backing store of prepared rows; grows to the largest request and is
-// reused (one per launching thread: see ThreadActsBuffer).
+// reused (one per launching thread: see ThreadActsBuffer). Line-aligned:
+// the panel kernels load their tiles from it.
 struct ActsBuffer {
-  std::vector<float> xf;
-  std::vector<int8_t> xq;
-  std::vector<int8_t> xqp;
-  std::vector<float> xd;
-  std::vector<float> xdp;
-  std::vector<float> xep;
-  std::vector<int32_t> xs;
-  std::vector<uint16_t> xbp;
+  LineVector<float> xf;
+  LineVector<int8_t> xq;
+  LineVector<int8_t> xqp;
+  LineVector<float> xd;
+  LineVector<float> xdp;
+  LineVector<float> xep;
+  LineVector<int32_t> xs;
+  LineVector<uint16_t> xbp;
 };
 ActsBuffer &ThreadActsBuffer();
 

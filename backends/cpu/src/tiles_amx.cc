@@ -1,30 +1,38 @@
-// The amx level of tiles.h: panel kernels on Intel AMX tiles (AMX-TILE +
-// AMX-INT8) for the weight formats whose products are integer block sums of
-// int8 codes: Q8C, Q4G32 and Q4G32R8. Compiled with the build's baseline
+// The amx level of tiles.h: panel kernels on Intel AMX tiles (AMX-TILE,
+// AMX-INT8, AMX-BF16) for prefill. Compiled with the build's baseline
 // flags; each function below enables what it uses with a target attribute
 // (GEMMAC_AMX) and has internal linkage, as in tiles_avx512.cc. Only call
 // these kernels when CanRun(Isa::kAmx): the CPU has the tiles and Linux let
 // this process use them (cpu_features.cc asked with arch_prctl).
 //
-// A panel is 16 weight rows against every prepared row. Per 32-column
-// activation block b, one tdpbssd multiplies a 16-token x 32-code tile of
-// the activation codes (A: Acts::xq as it is, 16 rows of 32 bytes) by the
-// panel's 32 x 16 weight codes (B: 8 rows of 16 dwords, each dword 4
-// consecutive codes of one weight row, the order tdpbssd reads) into a
-// 16 x 16 tile of exact int32 block sums (C). Those are stored, converted
-// to f32 and scaled into f32 accumulators exactly as the other levels do:
+// A panel is 16 weight rows against every prepared row.
+//
+// Quantized weights (Q8C, Q4G32, Q4G32R8, Q4G128): per 32-column activation
+// block b, one tdpbssd multiplies a 16-token x 32-code tile of the
+// activation codes (A: Acts::xqp, one contiguous 512-byte tile per 16 rows
+// and block) by the panel's 32 x 16 weight codes (B: 8 rows of 16 dwords,
+// each dword 4 consecutive codes of one weight row, the order tdpbssd
+// reads) into a 16 x 16 tile of exact int32 block sums (C). Those are
+// stored, converted to f32 and scaled into f32 accumulators as the other
+// levels do:
 //   Q8C            acc[t][n] += float(sum) * d_b[t];   y = acc * s_n
 //   Q4G32(R8)      acc[t][n] += float(sum) * (dw[n,b] * d_b[t])
+//   Q4G128         ... + m[n,B] * (d_b[t] * codesum_b[t])
 // Each block needs its own C tile and scaling (d_b differs per block), so a
-// tdpbssd covers 32 columns, not the 64 it could.
+// tdpbssd covers 32 columns, not the 64 it could, and every product is
+// followed by a tile store and 16 vector multiply-adds: that, not the tile
+// unit, bounds these kernels (docs/benchmarks.md).
+//
+// BF16 weights (Bf16PanelKernel): tdpbf16ps on the rows' bf16 hi and lo
+// parts (Acts::xbp; tiles.h), accumulated over the whole row in C tiles.
 //
 // The weights are repacked into B order once per panel (PackPanel: a 16 x 8
 // dword transpose per block; 4-bit codes are unpacked to int8 first) into a
-// per-thread buffer, and then serve every 16-token tile. The blocks run in
-// chunks of at most kChunkBlocks, so that a chunk of packed weights (16 KB)
-// stays in L1 while the token tiles stream their codes past it; each token
-// tile keeps its 16 x 16 accumulators in registers within a chunk and in the
-// per-thread buffer between chunks.
+// per-thread buffer, and then serve every 16-token tile. The quantized
+// kernels run the blocks in chunks of at most kChunkBlocks, so that a chunk
+// of packed weights (16 KB) stays in L1 while the token tiles stream their
+// codes past it; each token tile keeps its 16 x 16 accumulators in
+// registers within a chunk and in the per-thread buffer between chunks.
 #include "tiles.h"
 
 #if defined(__x86_64__)

@@ -392,12 +392,15 @@ Status Checker::CheckFunction(const schema::Function &f) {
     where += ")";
     if (ins->inputs() == nullptr || ins->outputs() == nullptr)
       return Err(where + ": missing inputs or outputs");
-    for (const auto *ids : {ins->inputs(), ins->outputs()}) {
+    // Inputs, then outputs. Told apart by the pass, not by comparing the
+    // vectors: a FlatBuffer may point both fields at one vector.
+    for (const bool inputs : {true, false}) {
+      const auto *ids = inputs ? ins->inputs() : ins->outputs();
       for (uint32_t j = 0; j < ids->size(); ++j) {
         uint32_t id = ids->Get(j);
         // An absent optional input; whether this slot may be absent is the
         // op's rule (CheckInstruction). Outputs are never absent.
-        if (id == kNoTensor && ids == ins->inputs())
+        if (id == kNoTensor && inputs)
           continue;
         if (id >= ntensors)
           return Err(where + ": tensor id " + std::to_string(id) +

@@ -174,6 +174,21 @@ def cases(bins, bad_abi, host):
          ": shape vector is not 8-byte aligned (its int64 elements must be; "
          "corrupt FlatBuffer)"], misaligned_shape)
 
+    def outputs_alias_inputs(work, d):
+        # Found by the module fuzzer: an instruction whose outputs field
+        # points at its inputs vector, which holds an absent-input id
+        # (0xFFFFFFFF). The verifier took the outputs for inputs and let
+        # the id through, and the loader then read tensor 0xFFFFFFFF.
+        p = os.path.join(d, "bad.gmc")
+        shutil.copyfile(os.path.join(ROOT, "test/fuzz/regressions/module/"
+                                     "outputs-alias-inputs.gmc"), p)
+        return [bins["gemma-dump"], p]
+    add("gmc_outputs_alias_inputs", 1,
+        ["{dir}/bad.gmc: function 'prefill' instruction 11 (QkvProj",
+         "tensor id 4294967295 out of range; the module has 57 tensors "
+         "(0xFFFFFFFF marks an absent input and cannot be an output)"],
+        outputs_alias_inputs)
+
     def flatbuffer_garbage(work, d):
         p = module_copy(work, d)
         h = gmc_header(p)

@@ -211,9 +211,6 @@ Acts PrepareActs(const float *x, int64_t T, int64_t K, const float *norm,
                  float offset, float eps, bool codes, ActsBuffer &buf,
                  int panel = kPanelNone);
 
-// Tiles of kRowTile rows covering n rows.
-inline int64_t RowTiles(int64_t n) { return (n + kRowTile - 1) / kRowTile; }
-
 // 1 / sqrt(mean(x^2) + eps) over x[0, n): the factor rms_norm applies to a
 // row, computed with the same f32 reduction as the rms_norm kernel.
 inline float RmsInv(const float *x, int64_t n, float eps) {

@@ -272,8 +272,8 @@ void RunCase(benchmark::State &state, Case c) {
                                          Counter::kIsIterationInvariantRate);
   // Float weights run on f32 FMAs (or, in the amx level's prefill panels,
   // on bf16 tiles), quantized ones on int8 dot products (or int8 tiles).
-  const bool tiles =
-      g_peak.bf16_tile_flops > 0 && c.tokens >= gemmac::cpu::kPanelMinTokens;
+  const bool tiles = g_peak.bf16_tile_flops > 0 &&
+                     c.tokens >= gemmac::cpu::PanelMinTokens(GEMMAC_DTYPE_BF16);
   const double peak = c.dtype != GEMMAC_DTYPE_BF16 ? g_peak.int8_ops
                       : tiles                      ? g_peak.bf16_tile_flops
                                                    : g_peak.f32_flops;

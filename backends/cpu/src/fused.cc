@@ -42,7 +42,7 @@ struct MatrixKernel {
   int input = kPanelNone; // what the panel reads (PrepareActs' panel bits)
   int64_t unit = kRowTile;
   MatrixKernel(const WeightMatrix &w, int64_t T) : tile(TileFor(w.dtype)) {
-    if (const PanelFn p = PanelFor(w); UsePanels(p, T)) {
+    if (const PanelFn p = PanelFor(w); UsePanels(p, w.dtype, T)) {
       panel = p;
       input = PanelInputOf(w.dtype);
       unit = kPanelRows;

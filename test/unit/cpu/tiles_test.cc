@@ -224,7 +224,14 @@ TEST(AmxPanels, OnlyWhereTheyApply) {
   wm.dtype = GEMMAC_DTYPE_Q8C;
   wm.cols = 40; // not whole blocks: the tiles serve it
   EXPECT_EQ(cpu::PanelFor(wm, Isa::kAmx), nullptr);
-  EXPECT_FALSE(cpu::UsePanels(cpu::AmxPanels().q8c, cpu::kPanelMinTokens - 1));
+  for (const int32_t dtype :
+       {GEMMAC_DTYPE_BF16, GEMMAC_DTYPE_Q8C, GEMMAC_DTYPE_Q4G32R8}) {
+    const cpu::PanelFn p = cpu::AmxPanels().q8c; // any non-null kernel
+    const int64_t min = cpu::PanelMinTokens(dtype);
+    EXPECT_FALSE(cpu::UsePanels(p, dtype, min - 1)) << DTypeName(dtype);
+    EXPECT_TRUE(cpu::UsePanels(p, dtype, min)) << DTypeName(dtype);
+    EXPECT_FALSE(cpu::UsePanels(nullptr, dtype, 1000)) << DTypeName(dtype);
+  }
 }
 
 // F32ToBf16 (numeric.h), which the bf16 panel's rows go through: round to

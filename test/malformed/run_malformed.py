@@ -161,33 +161,31 @@ def cases(bins, bad_abi, host):
     add("gmc_bad_magic", 1, ["{dir}/bad.gmc: bad magic: expected \"GEMMACMD\""],
         bad_magic)
 
-    def misaligned_shape(work, d):
-        # Found by the module fuzzer: a tensor's shape vector (int64
-        # elements) at an address aligned to 4 bytes only, which the
-        # FlatBuffers Verifier lets through.
-        p = os.path.join(d, "bad.gmc")
-        shutil.copyfile(os.path.join(ROOT, "test/fuzz/regressions/module/"
-                                     "misaligned-shape.gmc"), p)
-        return [bins["gemma-dump"], p]
+    def fuzz_regression(name):
+        # A module the module fuzzer found, kept in
+        # test/fuzz/regressions/module/, as gemma-dump reads it.
+        def make(work, d):
+            p = os.path.join(d, "bad.gmc")
+            shutil.copyfile(os.path.join(ROOT, "test/fuzz/regressions/module",
+                                         name), p)
+            return [bins["gemma-dump"], p]
+        return make
+
+    # A tensor's shape vector (int64 elements) at an address aligned to 4
+    # bytes only, which the FlatBuffers Verifier lets through.
     add("gmc_misaligned_shape_vector", 1,
         ["{dir}/bad.gmc: tensor ",
          ": shape vector is not 8-byte aligned (its int64 elements must be; "
-         "corrupt FlatBuffer)"], misaligned_shape)
-
-    def outputs_alias_inputs(work, d):
-        # Found by the module fuzzer: an instruction whose outputs field
-        # points at its inputs vector, which holds an absent-input id
-        # (0xFFFFFFFF). The verifier took the outputs for inputs and let
-        # the id through, and the loader then read tensor 0xFFFFFFFF.
-        p = os.path.join(d, "bad.gmc")
-        shutil.copyfile(os.path.join(ROOT, "test/fuzz/regressions/module/"
-                                     "outputs-alias-inputs.gmc"), p)
-        return [bins["gemma-dump"], p]
+         "corrupt FlatBuffer)"], fuzz_regression("misaligned-shape.gmc"))
+    # An instruction whose outputs field points at its inputs vector, which
+    # holds an absent-input id (0xFFFFFFFF). The verifier took the outputs
+    # for inputs and let the id through, and the loader then read tensor
+    # 0xFFFFFFFF.
     add("gmc_outputs_alias_inputs", 1,
         ["{dir}/bad.gmc: function 'prefill' instruction 11 (QkvProj",
          "tensor id 4294967295 out of range; the module has 57 tensors "
          "(0xFFFFFFFF marks an absent input and cannot be an output)"],
-        outputs_alias_inputs)
+        fuzz_regression("outputs-alias-inputs.gmc"))
 
     def flatbuffer_garbage(work, d):
         p = module_copy(work, d)

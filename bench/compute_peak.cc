@@ -14,6 +14,8 @@
 // full tile), so half of the amx peak is their ceiling.
 #include "compute_peak.h"
 
+#include "amx_config.h"
+
 #include <chrono>
 #include <cstdint>
 
@@ -104,27 +106,16 @@ GEMMAC_PEAK_AVX512 __attribute__((noinline)) double DotAvx512() {
 }
 
 #if defined(__x86_64__)
-struct alignas(64) AmxConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
 // tdpbssd (int8) or tdpbf16ps (bf16) on four accumulator tiles from two A
 // and two B tiles of zeros (the unit's rate on zeros is its best: data
 // that toggles the multipliers runs slower, see docs/benchmarks.md).
 template <bool kBf16>
 __attribute__((target("amx-tile,amx-int8,amx-bf16"), noinline)) double
 TileAmx() {
-  AmxConfig c;
-  for (int t = 0; t < 8; ++t) { // 4 accumulators, 2 A and 2 B, all 16 x 64
-    c.rows[t] = 16;
-    c.colsb[t] = 64;
-  }
+  // 4 accumulators, 2 A and 2 B, all 16 x 64.
+  static constexpr cpu::TileConfig kConfig = cpu::FullTiles();
   alignas(64) static int8_t data[16 * 64] = {};
-  _tile_loadconfig(&c);
+  _tile_loadconfig(&kConfig);
   _tile_loadd(4, data, 64);
   _tile_loadd(5, data, 64);
   _tile_loadd(6, data, 64);

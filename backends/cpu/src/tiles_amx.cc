@@ -35,6 +35,8 @@
 // registers within a chunk and in the per-thread buffer between chunks.
 #include "tiles.h"
 
+#include "amx_config.h"
+
 #if defined(__x86_64__)
 
 #include <immintrin.h>
@@ -96,44 +98,20 @@ constexpr int64_t kBlockBytes = kPanelRows * kActBlock; // one packed block
 // Packed blocks kept in L1 while the token tiles pass (16 KB).
 constexpr int64_t kChunkBlocks = 32;
 
-// LDTILECFG's 64-byte operand, palette 1.
-struct alignas(64) TileConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
-TileConfig MakeConfig() {
+// The quantized kernels' tiles: C0..C3 16 x 16 int32, A0/A1 16 tokens x 32
+// codes, B0/B1 8 x 16 dwords.
+constexpr TileConfig MakeConfig() {
   TileConfig c;
-  for (int t = 0; t < 4; ++t) { // C0..C3
-    c.rows[t] = kPanelRows;
-    c.colsb[t] = kPanelRows * 4;
-  }
-  for (int t = 4; t < 6; ++t) { // A0, A1
-    c.rows[t] = kPanelRows;
-    c.colsb[t] = kActBlock;
-  }
-  for (int t = 6; t < 8; ++t) { // B0, B1
-    c.rows[t] = kActBlock / 4;
-    c.colsb[t] = kPanelRows * 4;
-  }
+  SetTiles(c, 0, 4, kPanelRows, kPanelRows * 4);    // C0..C3
+  SetTiles(c, 4, 6, kPanelRows, kActBlock);         // A0, A1
+  SetTiles(c, 6, 8, kActBlock / 4, kPanelRows * 4); // B0, B1
   return c;
 }
-const TileConfig kTileConfig = MakeConfig();
+constexpr TileConfig kTileConfig = MakeConfig();
 
 // The bf16 kernel's tiles: C0..C3 16 x 16 f32, A0/A1 16 tokens x 32 bf16,
 // B0/B1 16 x 16 bf16 pairs (32 columns of 16 weight rows); all 16 x 64 B.
-TileConfig MakeBf16Config() {
-  TileConfig c;
-  for (int t = 0; t < 8; ++t) {
-    c.rows[t] = kPanelRows;
-    c.colsb[t] = 64;
-  }
-  return c;
-}
-const TileConfig kBf16TileConfig = MakeBf16Config();
+constexpr TileConfig kBf16TileConfig = FullTiles();
 
 // One thread's scratch: the packed panel, its block scales and the
 // accumulators of every token tile. Grows to the largest request.
@@ -184,10 +162,10 @@ alignas(64) const int8_t kZeroBlock[2 * kActBlock] = {};
 
 // permutex2var indices of Transpose's three steps (see there).
 struct TransposeIndex {
-  alignas(64) int32_t s1[2][16];
-  alignas(64) int32_t s2[2][16];
-  alignas(64) int32_t s3[2][16];
-  TransposeIndex() {
+  alignas(64) int32_t s1[2][16] = {};
+  alignas(64) int32_t s2[2][16] = {};
+  alignas(64) int32_t s3[2][16] = {};
+  constexpr TransposeIndex() {
     for (int h = 0; h < 2; ++h)
       for (int p = 0; p < 16; ++p) {
         const int kk = p / 4 + 4 * h, r = p % 4; // rows r of a Z pair
@@ -203,7 +181,7 @@ struct TransposeIndex {
         s3[kl][p] = p < 8 ? kl * 8 + p : 16 + kl * 8 + (p - 8);
   }
 };
-const TransposeIndex kIndex;
+constexpr TransposeIndex kIndex;
 
 // dst[kk][r] (dwords) = dword kk of rows[r] (32 bytes each), kk < 8, r < 16:
 // block b of the panel in tdpbssd's B order. Three permute steps narrow
@@ -266,9 +244,9 @@ GEMMAC_AMX_INLINE void UnpackQ4Rows4(const uint8_t *qs, int8_t *dst) {
 
 // The weight formats, one 32-column block of the panel's rows at a time:
 // Block(b, rows, codes, scale, mins) points rows[r] at the 32 int8 codes of
-// row n0 + r (a zero block for r >= nr) and, for kBlockScale, writes the
-// rows' block scales to scale[0, 16) (and for kHasMin their offsets m to
-// mins[0, 16)).
+// row n0 + r and, for kBlockScale, writes the rows' block scales to scale[r]
+// (and for kHasMin their offsets m to mins[r]), for r < nr at least;
+// PackPanel has made the rows past nr zero.
 struct Q8CPanel {
   static constexpr bool kBlockScale = false;
   static constexpr bool kHasMin = false;
@@ -281,8 +259,8 @@ struct Q8CPanel {
         cols(w.cols), n0(n0_), nr(nr_) {}
   GEMMAC_AMX_INLINE void Block(int64_t b, const int8_t **rows, int8_t *,
                                float *, float *) const {
-    for (int64_t r = 0; r < kPanelRows; ++r)
-      rows[r] = r < nr ? q + (n0 + r) * cols + b * kActBlock : kZeroBlock;
+    for (int64_t r = 0; r < nr; ++r)
+      rows[r] = q + (n0 + r) * cols + b * kActBlock;
   }
 };
 
@@ -297,12 +275,7 @@ struct Q4G32Panel {
   GEMMAC_AMX_INLINE void Block(int64_t b, const int8_t **rows, int8_t *codes,
                                float *scale, float *) const {
     const __m128i low4 = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
-    for (int64_t r = 0; r < kPanelRows; ++r) {
-      if (r >= nr) {
-        rows[r] = kZeroBlock;
-        scale[r] = 0.0f;
-        continue;
-      }
+    for (int64_t r = 0; r < nr; ++r) {
       const uint8_t *blk = base + (n0 + r) * row_bytes + b * 18;
       const __m128i q =
           _mm_loadu_si128(reinterpret_cast<const __m128i *>(blk + 2));
@@ -329,16 +302,9 @@ struct Q4G32R8Panel {
         nr(nr_) {}
   GEMMAC_AMX_INLINE void Block(int64_t b, const int8_t **rows, int8_t *codes,
                                float *scale, float *) const {
-    // The panel's two groups of 8 rows; the second exists when nr > 8 (a
-    // packed matrix has whole groups, so rows past nr in it are real).
-    for (int64_t g = 0; g < 2; ++g) {
-      if (g * 8 >= nr) {
-        for (int64_t r = 8 * g; r < 8 * g + 8; ++r) {
-          rows[r] = kZeroBlock;
-          scale[r] = 0.0f;
-        }
-        continue;
-      }
+    // The panel's groups of 8 rows; the second exists when nr > 8 (a packed
+    // matrix has whole groups, so rows past nr in it are real).
+    for (int64_t g = 0; g * 8 < nr; ++g) {
       const uint8_t *run =
           base + (n0 / 8 + g) * group_bytes + b * Q4G32R8Rows::kRunBytes;
       _mm256_storeu_ps(scale + 8 * g,
@@ -368,13 +334,7 @@ struct Q4G128Panel {
                                float *scale, float *mins) const {
     const int64_t g = b / 4, sb = b % 4;
     const __m256i low4 = _mm256_set1_epi8(0x0F);
-    for (int64_t r = 0; r < kPanelRows; ++r) {
-      if (r >= nr) {
-        rows[r] = kZeroBlock;
-        scale[r] = 0.0f;
-        mins[r] = 0.0f;
-        continue;
-      }
+    for (int64_t r = 0; r < nr; ++r) {
       const uint8_t *blk = base + (n0 + r) * row_bytes + g * 68;
       __m256i q = _mm256_loadu_si256(
           reinterpret_cast<const __m256i *>(blk + 4 + (sb % 2) * 32));
@@ -390,14 +350,19 @@ struct Q4G128Panel {
   }
 };
 
-// Packs blocks [0, blocks) of the panel into s.pack (and s.scale).
+// Packs blocks [0, blocks) of the panel's nr rows into s.pack (and s.scale,
+// s.mins); rows past nr are zero codes with zero scales.
 template <class Src>
-GEMMAC_AMX_INLINE void PackPanel(const Src &src, int64_t blocks,
+GEMMAC_AMX_INLINE void PackPanel(const Src &src, int64_t nr, int64_t blocks,
                                  PanelScratch &s) {
   const int8_t *rows[kPanelRows];
+  for (int64_t r = nr; r < kPanelRows; ++r)
+    rows[r] = kZeroBlock;
   for (int64_t b = 0; b < blocks; ++b) {
-    src.Block(b, rows, s.codes, s.scale + b * kPanelRows,
-              s.mins + b * kPanelRows);
+    float *scale = s.scale + b * kPanelRows, *mins = s.mins + b * kPanelRows;
+    for (int64_t r = nr; r < kPanelRows; ++r)
+      scale[r] = mins[r] = 0.0f;
+    src.Block(b, rows, s.codes, scale, mins);
     Transpose(rows, s.pack + b * kBlockBytes);
   }
 }
@@ -488,7 +453,7 @@ GEMMAC_AMX void PanelKernel(const WeightMatrix &w, int64_t n0, int64_t nr,
   const int64_t tiles = a.rows / kPanelRows;
   PanelScratch &s = ThreadScratch();
   s.Reserve(blocks, a.rows);
-  PackPanel(src, blocks, s);
+  PackPanel(src, nr, blocks, s);
   // Row scales (Q8C) for the last step; lanes past nr are never stored.
   const __mmask16 mask = __mmask16((1u << nr) - 1);
   __m512 row_scale = _mm512_set1_ps(1.0f);
